@@ -1,0 +1,171 @@
+"""Settings shared by every environment. Values that differ between machines
+come from the environment (see deploy/.env.example)."""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional local overrides
+
+SECRET_KEY = env("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "rest_framework_gis",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
+    "reports",
+    "classifier",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "reports.context_processors.site",
+            ],
+        },
+    },
+]
+
+# PostGIS. DATABASE_URL like postgis://user:pass@127.0.0.1:5433/civic
+DATABASES = {"default": env.db("DATABASE_URL", default="postgis://civic@127.0.0.1:54329/civic")}
+DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/console/login/"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env("TIME_ZONE", default="Europe/London")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".local" / "static")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Photos. Originals (with GPS, faces) live in private storage that is never
+# served directly; public derivatives and thumbnails are metadata-free.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "media")
+MEDIA_URL = "/media/"
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / ".local" / "private")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "public": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    },
+    "private": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT), "base_url": None},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Upload limits.
+PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)  # bytes
+PHOTO_MAX_PIXELS = env.int("PHOTO_MAX_PIXELS", default=50_000_000)  # width*height
+PUBLIC_PHOTO_MAX_SIDE = 1600  # pixels, longest side of the public derivative
+THUMBNAIL_MAX_SIDE = 320  # pixels
+# Whole request body; a little above the photo limit for the other fields.
+DATA_UPLOAD_MAX_MEMORY_SIZE = PHOTO_MAX_BYTES + 1024 * 1024  # bytes
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bytes; larger uploads spool to a temp file
+FILE_UPLOAD_PERMISSIONS = 0o640
+
+# Optional council boundary as WKT/EWKT/GeoJSON polygon (SRID 4326); reports
+# outside are rejected. Empty = accept anywhere on Earth.
+COUNCIL_BOUNDARY = env("COUNCIL_BOUNDARY", default="")
+COUNCIL_NAME = env("COUNCIL_NAME", default="Demo Borough Council")
+# Map: tile URL template; empty disables tiles (the pin still works).
+MAP_TILE_URL = env("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = env("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+MAP_DEFAULT_CENTER = env.list("MAP_DEFAULT_CENTER", cast=float, default=[51.5074, -0.1278])  # lat, lon
+
+# Rate limit for citizen submissions per client IP (django-ratelimit syntax).
+REPORT_RATE_LIMIT = env("REPORT_RATE_LIMIT", default="20/h")
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "civic_cache",
+    }
+}
+
+# Tasks: immediate in the demo, database-backed queue + db_worker in production.
+TASKS = {"default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend")}}
+
+# Classifier (see classifier/). DEVICE: auto | cuda | cpu.
+CLASSIFIER = {
+    "BACKEND": env("CLASSIFIER_BACKEND", default="classifier.onnx.OnnxClassifier"),
+    "DEVICE": env("CLASSIFIER_DEVICE", default="auto"),
+    "INTRA_OP_THREADS": env.int("CLASSIFIER_THREADS", default=0),  # 0 = ONNX Runtime default
+    "TOP_K": 3,
+}
+MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "models")
+DEFAULT_AUTO_TRIAGE_THRESHOLD = 0.85  # probability
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "reports.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Civic reports API",
+    "DESCRIPTION": "Report public-works issues with a geotagged photo.",
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,21 @@
+"""pytest: a real PostGIS (the throwaway test cluster; DATABASE_URL overrides)."""
+from .base import *  # noqa: F401,F403
+from .base import BASE_DIR, env
+
+SECRET_KEY = "test-only-key"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "test-media")
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / ".local" / "test-private")
+MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "test-models")
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "public": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+               "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": "/media/"}},
+    "private": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT), "base_url": None}},
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+MAP_TILE_URL = ""  # no network in tests
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
