@@ -1,0 +1,44 @@
+# Two commands: `make demo` and `make test`. Everything else is set-up they call.
+PORT ?= 8000
+DEMO_DB_PORT ?= 54329
+TEST_DB_PORT ?= 54339
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= cpu,train,dev
+
+DEMO_DATABASE_URL := postgis://civic@127.0.0.1:$(DEMO_DB_PORT)/civic
+TEST_DATABASE_URL ?= postgis://civic@127.0.0.1:$(TEST_DB_PORT)/civic
+
+.PHONY: demo test db db-stop test-db system-deps venv
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	bash deploy/dev/system-deps.sh $(if $(filter test,$(MAKECMDGOALS)),--browser)
+
+db: system-deps
+	bash deploy/dev/pg.sh start demo $(DEMO_DB_PORT)
+
+db-stop:
+	bash deploy/dev/pg.sh stop demo
+
+test-db: system-deps
+	bash deploy/dev/pg.sh start test $(TEST_DB_PORT)
+
+demo: venv db
+	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py createcachetable
+	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py seed_categories
+	$(if $(DATASET),DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py import_labelled_photos $(DATASET) --train)
+	@echo "Serving on http://127.0.0.1:$(PORT)/report/  (Ctrl-C stops; the database keeps running: make db-stop)"
+	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: venv test-db
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
