@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from training.model import create_model, features, key_map, layer_groups, weights_path
+
+
+@pytest.fixture(scope="module")
+def imagenet_model():
+    return create_model(1000, pretrained=True).eval()
+
+
+def test_mapped_imagenet_logits_equal_the_reference_implementation(imagenet_model):
+    reference_impl = pytest.importorskip("efficientnet_lite_pytorch")
+    reference = reference_impl.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(weights_path())
+    ).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = imagenet_model(x), reference(x)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_key_map_covers_the_checkpoint_one_to_one():
+    checkpoint = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    mapping = key_map()
+    assert set(mapping) == set(checkpoint)
+    assert len(set(mapping.values())) == len(mapping)
+
+
+def test_new_head_keeps_pretrained_backbone_and_drops_imagenet_classifier(imagenet_model):
+    model = create_model(3, pretrained=True)
+    assert model.get_classifier().out_features == 3
+    torch.testing.assert_close(model.conv_head.weight, imagenet_model.conv_head.weight)
+    torch.testing.assert_close(model.blocks[3][1].bn2.running_var, imagenet_model.blocks[3][1].bn2.running_var)
+
+
+def test_unpretrained_model_differs_from_imagenet(imagenet_model):
+    model = create_model(3, pretrained=False)
+    assert not torch.allclose(model.conv_head.weight, imagenet_model.conv_head.weight)
+
+
+def test_layer_groups_run_stem_to_classifier_and_cover_every_parameter():
+    model = create_model(2, pretrained=False)
+    groups = layer_groups(model)
+    assert [name for name, _ in groups] == ["stem", *(f"block{i}" for i in range(7)), "head", "classifier"]
+    grouped = {id(p) for _, modules in groups for m in modules for p in m.parameters()}
+    assert grouped == {id(p) for p in model.parameters()}
+
+
+def test_features_are_what_the_classifier_sees():
+    model = create_model(2, pretrained=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model.get_classifier()(features(model, x)), model(x))

@@ -1,0 +1,92 @@
+"""Write a model directory (``model.onnx`` + ``metadata.json``) as docs/MODEL_FORMAT.md defines it."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from classifier.preprocess import PreprocessSpec
+from training.model import ARCHITECTURE
+
+FORMAT = 1
+OPSET = 17
+PARITY_ATOL = 1e-4  # max abs logit difference allowed between torch and ONNX Runtime
+
+
+def export_model(
+    model: nn.Module,
+    *,
+    classes: list[str],
+    out_dir: Path,
+    preprocess: PreprocessSpec,
+    temperature: float = 1.0,
+    version: str | None = None,
+    metrics: dict | None = None,
+    training_data: dict | None = None,
+    parent_version: str | None = None,
+) -> Path:
+    """Export ``model`` to ONNX in ``out_dir`` and write its metadata; returns ``out_dir``.
+
+    ``model`` must output raw logits in the order of ``classes``. It is
+    exported in eval mode on the CPU (a copy: the caller's model is left as
+    it was); the export is checked with ``onnx.checker`` and against torch on
+    a batch of two random inputs, raising ``AssertionError`` on a mismatch.
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    model = copy.deepcopy(model).cpu().float().eval()
+    size = preprocess.input_size
+    sample = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(sample).numpy()
+    if expected.shape != (2, len(classes)):
+        raise ValueError(f"model outputs {expected.shape[1]} logits for {len(classes)} classes")
+    torch.onnx.export(
+        model,
+        (sample,),
+        str(onnx_path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    onnx.checker.check_model(str(onnx_path), full_check=True)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(["logits"], {"input": sample.numpy()})
+    diff = float(np.abs(actual - expected).max())
+    assert diff <= PARITY_ATOL, f"ONNX Runtime logits differ from torch by {diff:.2e} > {PARITY_ATOL}"
+
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    metadata = {
+        "format": FORMAT,
+        "version": version or f"{now:%Y%m%d-%H%M}-{digest[:6]}",
+        "architecture": ARCHITECTURE,
+        "classes": list(classes),
+        "preprocess": preprocess.to_dict(),
+        "temperature": float(temperature),
+        "onnx_sha256": digest,
+        "parent_version": parent_version,
+        "created": now.isoformat(),
+        "training_data": training_data or {},
+        "metrics": metrics or {},
+    }
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return out_dir
+
+
+def read_metadata(model_dir: Path) -> dict:
+    """The parsed ``metadata.json`` of a model directory."""
+    return json.loads((Path(model_dir) / "metadata.json").read_text())
