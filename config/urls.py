@@ -1,0 +1,11 @@
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("reports.urls")),
+    path("admin/", admin.site.urls),
+]
+if settings.DEBUG:  # production: the web server serves MEDIA_ROOT (public derivatives only)
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,183 @@
+"""REST API v1 (DRF): create a report, read one, and a GeoJSON list for maps."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django_filters import rest_framework as filters
+from django_ratelimit.core import is_ratelimited
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import Throttled
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework_gis.filters import InBBoxFilter
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from . import selectors, services
+from .models import Category, Report
+
+
+def exception_handler(exc, context):
+    """Django ValidationErrors from services become 400s with per-field messages."""
+    if isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        first = next(iter(errors.values()))[0]
+        return Response({"detail": first, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
+        first = next(iter(response.data.values()), [""])
+        response.data = {"detail": first[0] if isinstance(first, list) and first else str(first),
+                         "errors": response.data}
+    return response
+
+
+def check_rate_limit(request) -> None:
+    """Per-IP limit on report submissions (shared by the form, REST and Open311)."""
+    if settings.RATELIMIT_ENABLE and is_ratelimited(
+        request, group="report-create", key="ip", rate=settings.REPORT_RATE_LIMIT, increment=True
+    ):
+        raise Throttled(detail="Too many reports from this address; please try again later.")
+
+
+def public_category(report: Report) -> Category | None:
+    """What the public sees: staff's decision, else the citizen's choice, else the model's suggestion."""
+    return report.final_category or report.citizen_category or report.predicted_category
+
+
+class ReportPublicSerializer(serializers.ModelSerializer):
+    """Public fields only: no reporter contact details, no original photo, no model internals."""
+
+    reference = serializers.CharField(source="service_request_id")
+    status_label = serializers.CharField(source="get_status_display")
+    category = serializers.SerializerMethodField()
+    suggested_category = serializers.SerializerMethodField()
+    latitude = serializers.SerializerMethodField()
+    longitude = serializers.SerializerMethodField()
+    photo_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    duplicate_of = serializers.SlugRelatedField(slug_field="service_request_id", read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        fields = ["reference", "status", "status_label", "category", "suggested_category", "description",
+                  "address", "latitude", "longitude", "photo_url", "thumbnail_url", "duplicate_of",
+                  "created_at", "updated_at", "url"]
+
+    def get_category(self, obj) -> str | None:
+        cat = obj.final_category or obj.citizen_category
+        return cat.slug if cat else None
+
+    def get_suggested_category(self, obj) -> str | None:
+        return obj.predicted_category.slug if obj.predicted_category else None
+
+    def get_latitude(self, obj) -> float:
+        return obj.location.y
+
+    def get_longitude(self, obj) -> float:
+        return obj.location.x
+
+    def _abs(self, url: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def get_photo_url(self, obj) -> str:
+        return self._abs(obj.photo_public.url)
+
+    def get_thumbnail_url(self, obj) -> str:
+        return self._abs(obj.photo_thumbnail.url)
+
+    def get_url(self, obj) -> str:
+        return self._abs(f"/report/{obj.service_request_id}/")
+
+
+class ReportCreateSerializer(serializers.Serializer):
+    photo = serializers.FileField(help_text="JPEG, PNG, WebP or HEIC; at most PHOTO_MAX_BYTES.")
+    latitude = serializers.CharField(required=False, allow_blank=True, help_text="WGS84 degrees; omit to use the photo's GPS")
+    longitude = serializers.CharField(required=False, allow_blank=True)
+    category = serializers.SlugField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    address = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class ReportCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ReportCreateSerializer},
+                   responses={201: ReportPublicSerializer, 200: ReportPublicSerializer})
+    def post(self, request):
+        check_rate_limit(request)
+        s = ReportCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        intake = services.report_create(
+            photo=d["photo"].read(), latitude=d.get("latitude"), longitude=d.get("longitude"),
+            category=d.get("category"), description=d.get("description", ""), address=d.get("address", ""),
+            reporter_name=d.get("name", ""), reporter_email=d.get("email", ""), channel=Report.Channel.API,
+        )
+        body = ReportPublicSerializer(intake.report, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK)
+
+
+class ReportDetailView(generics.RetrieveAPIView):
+    serializer_class = ReportPublicSerializer
+    lookup_field = "service_request_id"
+    lookup_url_kwarg = "reference"
+
+    def get_queryset(self):
+        return selectors.public_reports()
+
+
+class ReportGeoSerializer(GeoFeatureModelSerializer):
+    reference = serializers.CharField(source="service_request_id")
+    category = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        geo_field = "location"
+        fields = ["reference", "status", "category", "created_at"]
+
+    def get_category(self, obj) -> str | None:
+        cat = public_category(obj)
+        return cat.slug if cat else None
+
+
+class ReportFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Report.Status.choices)
+    category = filters.CharFilter(method="filter_category", help_text="category slug (staff's, else citizen's)")
+
+    class Meta:
+        model = Report
+        fields = ["status", "category"]
+
+    def filter_category(self, queryset, name, value):
+        from django.db.models import Q
+
+        return queryset.filter(
+            Q(final_category__slug=value) | Q(final_category__isnull=True, citizen_category__slug=value)
+        )
+
+
+class ReportGeoListView(generics.ListAPIView):
+    """GeoJSON FeatureCollection; `in_bbox=min_lon,min_lat,max_lon,max_lat`."""
+
+    serializer_class = ReportGeoSerializer
+    filter_backends = [InBBoxFilter, filters.DjangoFilterBackend]
+    filterset_class = ReportFilter
+    bbox_filter_field = "location"
+    bbox_filter_include_overlapping = True
+    pagination_class = None
+
+    def get_queryset(self):
+        return selectors.public_reports().order_by("-created_at")[:5000]
+
+    def filter_queryset(self, queryset):
+        # Slice after filtering: a map never needs more than 5000 markers at once.
+        qs = selectors.public_reports().order_by("-created_at")
+        for backend in self.filter_backends:
+            qs = backend().filter_queryset(self.request, qs, self)
+        return qs[:5000]

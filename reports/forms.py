@@ -1,0 +1,34 @@
+from django import forms
+from django.conf import settings
+
+from .models import Category, Report
+
+
+class ReportForm(forms.Form):
+    """The citizen form. Coordinates are validated again by the service."""
+
+    photo = forms.FileField(
+        label="Photo of the problem",
+        help_text="JPEG, PNG, WebP or HEIC, up to %d MB." % (settings.PHOTO_MAX_BYTES // 1_000_000),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
+    )
+    latitude = forms.CharField(required=False, widget=forms.HiddenInput)
+    longitude = forms.CharField(required=False, widget=forms.HiddenInput)
+    location_source = forms.ChoiceField(
+        required=False,
+        choices=[(c, c) for c in (Report.LocationSource.DEVICE_GPS, Report.LocationSource.MAP_PIN,
+                                  Report.LocationSource.CLIENT)],
+        widget=forms.HiddenInput,
+    )
+    category = forms.ModelChoiceField(
+        queryset=Category.objects.filter(active=True), required=False, to_field_name="slug",
+        empty_label="Not sure — let us work it out", label="What kind of problem is it? (optional)",
+    )
+    description = forms.CharField(
+        required=False, max_length=2000, label="Anything else we should know? (optional)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    email = forms.EmailField(
+        required=False, label="Your email (optional, never shown publicly)",
+        help_text="We will only use it to tell you about this report.",
+    )

@@ -1,0 +1,202 @@
+"""Reports, their categories and their audit trail."""
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.core.files.storage import storages
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import Q
+
+
+def private_storage():
+    return storages["private"]
+
+
+def public_storage():
+    return storages["public"]
+
+
+def new_reference() -> str:
+    """Public reference: unguessable, short enough to read out on the phone."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+class Category(models.Model):
+    """A kind of issue staff handle; `slug` is also the Open311 service_code."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    group = models.CharField(max_length=100, blank=True)
+    keywords = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    active = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=100)
+    # Model probability at or above which a prediction of this category is
+    # auto-triaged (still reviewable). 0-1.
+    auto_triage_threshold = models.FloatField(
+        default=0.85, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+
+    class Meta:
+        ordering = ["order", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Report(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        PENDING = "pending_classification", "Pending classification"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        TRIAGED = "triaged", "Triaged"
+        IN_PROGRESS = "in_progress", "In progress"
+        FIXED = "fixed", "Fixed"
+        CLOSED = "closed", "Closed"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate"
+
+    # Open311 has two states; everything not finished is "open".
+    CLOSED_STATUSES = frozenset({Status.FIXED, Status.CLOSED, Status.REJECTED, Status.DUPLICATE})
+
+    class LocationSource(models.TextChoices):
+        CLIENT = "client", "Client coordinates"
+        DEVICE_GPS = "device_gps", "Device GPS"
+        MAP_PIN = "map_pin", "Map pin"
+        EXIF = "exif", "Photo EXIF"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web form"
+        API = "api", "REST API"
+        OPEN311 = "open311", "Open311"
+        IMPORT = "import", "Import"
+
+    service_request_id = models.CharField(max_length=16, unique=True, default=new_reference, editable=False)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.NEW)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WEB)
+
+    location = models.PointField(geography=True, srid=4326)
+    location_source = models.CharField(max_length=16, choices=LocationSource.choices)
+    exif_location = models.PointField(geography=True, srid=4326, null=True, blank=True)
+    exif_distance_m = models.FloatField(null=True, blank=True)  # metres, location <-> EXIF point
+    address = models.CharField(max_length=255, blank=True)
+    description = models.TextField(max_length=2000, blank=True)
+
+    # Three separate labels: what the citizen said, what the model said, what staff decided.
+    citizen_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    predicted_label = models.CharField(max_length=64, blank=True)  # category slug or "no_issue"
+    predicted_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    predicted_probability = models.FloatField(null=True, blank=True)
+    predicted_top_k = models.JSONField(null=True, blank=True)  # [[slug, probability], ...]
+    model_version = models.CharField(max_length=64, blank=True)
+    classified_at = models.DateTimeField(null=True, blank=True)
+    auto_triaged = models.BooleanField(default=False)
+    possibly_not_issue = models.BooleanField(default=False)
+    citizen_model_disagree = models.BooleanField(default=False)
+
+    final_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+
+    # Private: never in a public representation.
+    reporter_name = models.CharField(max_length=100, blank=True)
+    reporter_email = models.EmailField(blank=True)
+
+    photo_original = models.FileField(storage=private_storage, max_length=255)
+    photo_public = models.ImageField(storage=public_storage, max_length=255)
+    photo_thumbnail = models.ImageField(storage=public_storage, max_length=255)
+    photo_format = models.CharField(max_length=8)  # JPEG, PNG, WEBP, HEIF
+    photo_width = models.PositiveIntegerField()
+    photo_height = models.PositiveIntegerField()
+    photo_sha256 = models.CharField(max_length=64, db_index=True)
+    photo_phash = models.CharField(max_length=16)  # 64-bit difference hash, hex
+    media_url = models.URLField(max_length=500, blank=True)  # Open311 client's URL; never fetched
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every staff change; a stale version means someone else acted first.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["final_category", "status"]),
+            models.Index(fields=["predicted_category", "status"]),
+            models.Index(fields=["status", "predicted_probability", "created_at"], name="report_queue_idx"),
+        ]
+        # GiST on location comes with the geography PointField (spatial_index=True).
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(predicted_probability__isnull=True)
+                | Q(predicted_probability__gte=0, predicted_probability__lte=1),
+                name="report_probability_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.service_request_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in self.CLOSED_STATUSES
+
+    @property
+    def category(self) -> Category | None:
+        """Best current label: staff's, else the model's, else the citizen's."""
+        return self.final_category or self.predicted_category or self.citizen_category
+
+
+class ReportEvent(models.Model):
+    """Append-only audit trail: one row per state or label change (UPDATE is refused in SQL)."""
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=100)  # "citizen", "model:<version>", "api:<key name>", username
+    action = models.CharField(max_length=32)  # created, classified, status, verify, note, ...
+    field = models.CharField(max_length=32, blank=True)
+    from_value = models.CharField(max_length=255, blank=True)
+    to_value = models.CharField(max_length=255, blank=True)
+    note = models.TextField(blank=True)
+    public = models.BooleanField(default=False)  # public notes appear in Open311 status_notes
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["report", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.report_id} {self.action} {self.from_value}->{self.to_value}"
+
+
+class ApiKey(models.Model):
+    """An Open311 client key. Only a SHA-256 of the key is stored."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, db_index=True)  # shown to admins to tell keys apart
+    key_hash = models.CharField(max_length=64, unique=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

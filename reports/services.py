@@ -1,0 +1,177 @@
+"""State-changing operations on reports. Views and APIs call these, nothing else writes."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.gis.geos import GEOSGeometry, Point
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+
+from . import photos
+from .models import Category, Report, ReportEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intake:
+    report: Report
+    created: bool  # False when an identical photo was already reported
+
+
+def parse_coordinate(value, *, name: str, limit: float) -> float | None:
+    """'51.5' -> 51.5; '' / None -> None; anything else out of range or non-numeric is an error."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError({name: f"{name} must be a number, got {str(value)[:30]!r}."}, code="invalid") from None
+    if not (-limit <= number <= limit):  # also rejects NaN
+        raise ValidationError({name: f"{name} must be between -{limit:g} and {limit:g}."}, code="out_of_range")
+    return number
+
+
+def geodesic_distance_m(a: Point, b: Point) -> float:
+    """Distance on the WGS84 spheroid in metres (PostGIS geography)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ST_Distance(ST_GeogFromText(%s), ST_GeogFromText(%s))", [a.ewkt, b.ewkt])
+        return float(cursor.fetchone()[0])
+
+
+def _council_boundary():
+    if not settings.COUNCIL_BOUNDARY:
+        return None
+    geom = GEOSGeometry(settings.COUNCIL_BOUNDARY)
+    if geom.srid is None:
+        geom.srid = 4326
+    return geom
+
+
+def _active_category(slug: str | None) -> Category | None:
+    if not slug:
+        return None
+    try:
+        return Category.objects.get(slug=slug, active=True)
+    except Category.DoesNotExist:
+        raise ValidationError({"category": f"Unknown category {slug!r}."}, code="invalid") from None
+
+
+def report_create(
+    *,
+    photo: bytes,
+    latitude: float | str | None = None,
+    longitude: float | str | None = None,
+    location_source: str = Report.LocationSource.CLIENT,
+    category: str | None = None,
+    description: str = "",
+    address: str = "",
+    reporter_name: str = "",
+    reporter_email: str = "",
+    channel: str = Report.Channel.WEB,
+    media_url: str = "",
+    actor_label: str = "citizen",
+) -> Intake:
+    """Validate everything, then store the report, its three photo files and a
+    `created` event in one transaction; classification is enqueued after commit.
+
+    Raises ValidationError (message per field) before anything is written. If
+    storing fails half-way, the files already written are removed again.
+    """
+    lat = parse_coordinate(latitude, name="latitude", limit=90)
+    lon = parse_coordinate(longitude, name="longitude", limit=180)
+    if (lat is None) != (lon is None):
+        raise ValidationError({"location": "Give both latitude and longitude, or neither."}, code="invalid")
+    citizen_category = _active_category(category)
+    info = photos.read_photo(photo)
+
+    existing = Report.objects.filter(photo_sha256=info.sha256).order_by("created_at").first()
+    if existing is not None:
+        return Intake(report=existing, created=False)
+
+    exif_point = Point(info.gps[1], info.gps[0], srid=4326) if info.gps else None
+    if lat is not None:
+        point = Point(lon, lat, srid=4326)
+        source = location_source
+    elif exif_point is not None:
+        point, source = exif_point, Report.LocationSource.EXIF
+    else:
+        raise ValidationError(
+            {"location": "Location required: allow location access, drop a pin on the map, "
+                         "or send a photo that has GPS data."},
+            code="location_required",
+        )
+    boundary = _council_boundary()
+    if boundary is not None and not boundary.covers(point):
+        raise ValidationError(
+            {"location": f"This location is outside the area {settings.COUNCIL_NAME} looks after."},
+            code="outside_boundary",
+        )
+
+    report = Report(
+        channel=channel,
+        status=Report.Status.PENDING,
+        location=point,
+        location_source=source,
+        exif_location=exif_point,
+        address=address.strip(),
+        description=description.strip(),
+        citizen_category=citizen_category,
+        reporter_name=reporter_name.strip(),
+        reporter_email=reporter_email.strip(),
+        photo_format=info.format,
+        photo_width=info.width,
+        photo_height=info.height,
+        photo_sha256=info.sha256,
+        photo_phash=photos.difference_hash(info.image),
+        media_url=media_url,
+    )
+    if exif_point is not None and source != Report.LocationSource.EXIF:
+        report.exif_distance_m = geodesic_distance_m(point, exif_point)
+    report.full_clean(exclude=["photo_original", "photo_public", "photo_thumbnail"])
+    public_bytes, thumb_bytes = photos.public_derivative(info), photos.thumbnail(info)
+    ref = report.service_request_id
+    saved: list = []
+    try:
+        with transaction.atomic():
+            report.photo_original.save(f"originals/{ref}.{info.extension}", ContentFile(info.data), save=False)
+            saved.append(report.photo_original)
+            report.photo_public.save(f"photos/{ref}.jpg", ContentFile(public_bytes), save=False)
+            saved.append(report.photo_public)
+            report.photo_thumbnail.save(f"thumbs/{ref}.jpg", ContentFile(thumb_bytes), save=False)
+            saved.append(report.photo_thumbnail)
+            report.save()
+            ReportEvent.objects.create(
+                report=report, actor_label=actor_label, action="created",
+                field="status", to_value=report.status,
+            )
+            transaction.on_commit(lambda: enqueue_classification(report.pk))
+    except BaseException:
+        for f in saved:
+            f.storage.delete(f.name)
+        raise
+    logger.info("report %s created via %s at %s", ref, channel, point.coords)
+    return Intake(report=report, created=True)
+
+
+def enqueue_classification(report_id: int) -> None:
+    """Queue the classify task. A failure to enqueue never loses the report:
+    it stays pending and `classify_pending` picks it up."""
+    from classifier.tasks import classify_report
+
+    try:
+        classify_report.enqueue(report_id)
+    except Exception:
+        logger.exception("could not enqueue classification for report %s; it stays pending", report_id)
+
+
+def record_event(*, report: Report, actor=None, actor_label: str = "", action: str, field: str = "",
+                 from_value="", to_value="", note: str = "", public: bool = False) -> ReportEvent:
+    return ReportEvent.objects.create(
+        report=report, actor=actor, actor_label=actor_label or (actor.get_username() if actor else "system"),
+        action=action, field=field, from_value=str(from_value or ""), to_value=str(to_value or ""),
+        note=note, public=public,
+    )

@@ -1,0 +1,19 @@
+from django.urls import path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import api, views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="report-new", permanent=False)),
+    path("report/", views.report_new, name="report-new"),
+    path("report/<str:reference>/", views.report_status, name="report-status"),
+    path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
+    path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/reports/", api.ReportCreateView.as_view(), name="api-report-create"),
+    path("api/v1/reports/geojson/", api.ReportGeoListView.as_view(), name="api-report-geojson"),
+    path("api/v1/reports/<str:reference>/", api.ReportDetailView.as_view(), name="api-report-detail"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
