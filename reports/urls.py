@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/v1/reports/<str:reference>/", api.ReportDetailView.as_view(), name="api-report-detail"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("open311/v2/", include("reports.open311_urls")),
 ]
