@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Q
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
 from django_ratelimit.core import is_ratelimited
@@ -155,8 +156,6 @@ class ReportFilter(filters.FilterSet):
         fields = ["status", "category"]
 
     def filter_category(self, queryset, name, value):
-        from django.db.models import Q
-
         return queryset.filter(
             Q(final_category__slug=value) | Q(final_category__isnull=True, citizen_category__slug=value)
         )
@@ -173,11 +172,8 @@ class ReportGeoListView(generics.ListAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        return selectors.public_reports().order_by("-created_at")[:5000]
+        return selectors.public_reports().order_by("-created_at")
 
     def filter_queryset(self, queryset):
         # Slice after filtering: a map never needs more than 5000 markers at once.
-        qs = selectors.public_reports().order_by("-created_at")
-        for backend in self.filter_backends:
-            qs = backend().filter_queryset(self.request, qs, self)
-        return qs[:5000]
+        return super().filter_queryset(queryset)[:5000]
