@@ -67,12 +67,14 @@ def decode(source: bytes | str | Path | BinaryIO | Image.Image, *, draft_for: Pr
     """Decode an image to upright RGB.
 
     With ``draft_for``, JPEGs are decoded at a reduced DCT scale (1/2, 1/4,
-    1/8) that still leaves the shorter side >= ``resize_size``: for a 12 MP
-    phone photo that is ~20x less work than a full decode. EXIF orientation
-    is applied after decoding, so the result is what a person sees.
+    1/8) that still leaves the shorter side >= ``resize_size``: a 12 MP phone
+    photo comes out at 504x378, about 3x faster than a full decode (the
+    entropy decoding of the whole file remains) and with no full-size resize
+    afterwards. EXIF orientation is applied after decoding, so the result is
+    what a person sees. A PIL image passed in is never modified.
     """
     if isinstance(source, Image.Image):
-        img = source
+        img = ImageOps.exif_transpose(source)  # a copy: the caller's image stays as it was
     else:
         if isinstance(source, bytes):
             source = io.BytesIO(source)
@@ -81,7 +83,7 @@ def decode(source: bytes | str | Path | BinaryIO | Image.Image, *, draft_for: Pr
             # draft() keeps both sides >= the request, so asking for a square of
             # resize_size keeps the shorter side large enough whatever the orientation.
             img.draft("RGB", (draft_for.resize_size, draft_for.resize_size))
-    img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # saves a copy of the decoded image
     if img.mode != "RGB":
         img = img.convert("RGB")
     return img
@@ -102,9 +104,15 @@ def resize_crop(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
 
 def to_array(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """RGB image -> normalised float32 CHW array."""
-    arr = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
-    arr = (arr - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    # (x / 255 - mean) / std as one multiply and one subtraction, written straight into CHW.
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = (1.0 / (255.0 * std)).astype(np.float32)[:, None, None]
+    offset = (np.asarray(spec.mean, dtype=np.float32) / std)[:, None, None]
+    hwc = np.asarray(img, dtype=np.float32)
+    chw = np.empty((3, *hwc.shape[:2]), dtype=np.float32)
+    np.multiply(hwc.transpose(2, 0, 1), scale, out=chw)
+    chw -= offset
+    return chw
 
 
 def preprocess(source, spec: PreprocessSpec, *, fast_decode: bool = True) -> np.ndarray:

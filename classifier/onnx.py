@@ -1,0 +1,274 @@
+"""ONNX Runtime inference core: load a model directory, classify photos in batches.
+
+Imports numpy, Pillow (via :mod:`classifier.preprocess`) and onnxruntime only:
+no Django, no torch. The Django layer selects :class:`OnnxClassifier` through
+``CLASSIFIER = {"BACKEND": "classifier.onnx.OnnxClassifier", ...}`` and builds
+one instance per model version; everything here is safe to construct before a
+fork because the ONNX Runtime session and the decode threads are created on
+the first prediction, in the process that makes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from classifier.preprocess import PreprocessSpec, preprocess
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+REQUIRED_METADATA = ("format", "version", "classes", "preprocess", "temperature", "onnx_sha256")
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
+DEVICES = ("auto", "cuda", "cpu")
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "DEVICE": "auto",  # one of DEVICES
+    "INTRA_OP_THREADS": 0,  # ONNX Runtime threads per operator; 0 = one per physical core
+    "DECODE_THREADS": 0,  # threads decoding/resizing photos; 0 = os.cpu_count()
+    "TOP_K": 3,  # classes returned per photo
+    "MAX_BATCH": 32,  # photos per ONNX Runtime call; bounds memory for long inputs
+}
+
+ImageSource = bytes | str | Path | Image.Image
+
+
+class ModelError(Exception):
+    """A model directory that cannot be served: missing, malformed or corrupt."""
+
+
+class RuntimeSetupError(RuntimeError):
+    """ONNX Runtime is installed or configured wrongly (both wheels, or no CUDA for DEVICE 'cuda')."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A validated model directory; ``onnx_bytes`` are the bytes whose sha256 was checked."""
+
+    path: Path
+    version: str
+    classes: tuple[str, ...]
+    spec: PreprocessSpec
+    temperature: float
+    metadata: dict[str, Any]
+    onnx_bytes: bytes
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k ``(class slug, calibrated probability)`` pairs, most probable first."""
+
+    top_k: list[tuple[str, float]]
+    model_version: str
+
+
+def load_model(model_dir: str | Path) -> LoadedModel:
+    """Read and validate ``model.onnx`` + ``metadata.json``; raise :class:`ModelError` if unusable.
+
+    Checks the required metadata keys and the sha256 of the ONNX file. It does
+    not build an inference session (see :class:`OnnxClassifier`), so a file that
+    matches its hash but is not a valid graph is only caught there.
+    """
+    path = Path(model_dir)
+    try:
+        meta = json.loads((path / METADATA_FILE).read_text())
+        onnx_bytes = (path / MODEL_FILE).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read model directory {path}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path / METADATA_FILE} is not a JSON object")
+    missing = [key for key in REQUIRED_METADATA if key not in meta]
+    if missing:
+        raise ModelError(f"{path / METADATA_FILE} lacks {', '.join(missing)}")
+    if meta["format"] != 1:
+        raise ModelError(f"{path}: unsupported model format {meta['format']!r}; this code reads format 1")
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    if digest != meta["onnx_sha256"]:
+        raise ModelError(
+            f"{path / MODEL_FILE} has sha256 {digest} but metadata says {meta['onnx_sha256']}: "
+            "the file is corrupt or does not belong to this metadata"
+        )
+    try:
+        spec = PreprocessSpec.from_dict(meta["preprocess"])
+        temperature = float(meta["temperature"])
+        classes = tuple(str(c) for c in meta["classes"])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{path / METADATA_FILE}: invalid value: {exc}") from exc
+    if temperature <= 0 or not classes:
+        raise ModelError(f"{path / METADATA_FILE}: temperature must be > 0 and classes non-empty")
+    return LoadedModel(
+        path=path,
+        version=str(meta["version"]),
+        classes=classes,
+        spec=spec,
+        temperature=temperature,
+        metadata=meta,
+        onnx_bytes=onnx_bytes,
+    )
+
+
+def check_single_runtime() -> None:
+    """Raise :class:`RuntimeSetupError` when onnxruntime and onnxruntime-gpu are both installed."""
+    installed = []
+    for name in ORT_DISTRIBUTIONS:
+        try:
+            installed.append(f"{name}=={importlib_metadata.version(name)}")
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    if len(installed) > 1:
+        raise RuntimeSetupError(
+            f"both {' and '.join(installed)} are installed; they share the 'onnxruntime' module and "
+            "break each other. Uninstall both, then install exactly one (the 'cpu' or the 'gpu' extra)."
+        )
+
+
+def _onnxruntime():
+    check_single_runtime()
+    import onnxruntime
+
+    return onnxruntime
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class OnnxClassifier:
+    """Pluggable classifier backend: one model version, batched ``predict``.
+
+    ``options`` override :data:`DEFAULT_OPTIONS` (keys as in the Django
+    ``CLASSIFIER`` setting). The model directory is validated here; the ONNX
+    Runtime session and the decode thread pool are created on first use and
+    re-created if the object is used in a forked child.
+    """
+
+    def __init__(self, model_dir: str | Path, options: Mapping[str, Any] | None = None) -> None:
+        unknown = set(options or {}) - set(DEFAULT_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown classifier option(s) {sorted(unknown)}; choose from {list(DEFAULT_OPTIONS)}")
+        self.options = {**DEFAULT_OPTIONS, **(options or {})}
+        if self.options["DEVICE"] not in DEVICES:
+            raise ValueError(f"unknown DEVICE {self.options['DEVICE']!r}; choose {', '.join(DEVICES)}")
+        self.model = load_model(model_dir)
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def model_version(self) -> str:
+        return self.model.version
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session really uses, best first (creates the session)."""
+        return self.session.get_providers()
+
+    @property
+    def session(self) -> onnxruntime.InferenceSession:
+        self._ensure_started()
+        assert self._session is not None
+        return self._session
+
+    def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
+        """Classify photos (encoded bytes, paths or PIL images); one :class:`Prediction` each, in order."""
+        probabilities = self.predict_proba(images)
+        k = min(int(self.options["TOP_K"]), len(self.model.classes))
+        predictions = []
+        for row in probabilities:
+            best = np.argsort(-row, kind="stable")[:k]
+            predictions.append(
+                Prediction(
+                    top_k=[(self.model.classes[i], float(row[i])) for i in best],
+                    model_version=self.model.version,
+                )
+            )
+        return predictions
+
+    def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Calibrated probabilities, shape ``[len(images), n_classes]``, columns in ``model.classes`` order.
+
+        Decoding runs on the thread pool (Pillow releases the GIL), so
+        preprocessing of one chunk overlaps inference on the previous one.
+        """
+        self._ensure_started()
+        if not images:
+            return np.zeros((0, len(self.model.classes)))
+        size = max(1, int(self.options["MAX_BATCH"]))
+        chunks = [images[i : i + size] for i in range(0, len(images), size)]
+        pending = self._submit(chunks[0])
+        logits = []
+        for nxt in chunks[1:] + [None]:
+            batch = np.stack([f.result() for f in pending])
+            pending = self._submit(nxt) if nxt is not None else []
+            logits.append(self.run_arrays(batch))
+        return softmax(np.concatenate(logits), self.model.temperature)
+
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        """One photo -> the CHW float32 array the network takes (reduced-scale JPEG decode)."""
+        return preprocess(image, self.model.spec, fast_decode=True)
+
+    def run_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits for an already preprocessed ``[N, 3, S, S]`` float32 batch."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+    def _submit(self, chunk: Sequence[ImageSource]) -> list:
+        assert self._pool is not None
+        return [self._pool.submit(self.preprocess, image) for image in chunk]
+
+    def _ensure_started(self) -> None:
+        if self._session is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._session is not None and self._pid == os.getpid():
+                return
+            self._session = self._create_session()
+            threads = int(self.options["DECODE_THREADS"]) or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="classifier-decode")
+            self._pid = os.getpid()
+
+    def _create_session(self) -> onnxruntime.InferenceSession:
+        ort = _onnxruntime()
+        device = self.options["DEVICE"]
+        cuda_available = "CUDAExecutionProvider" in ort.get_available_providers()
+        if device == "cuda" and not cuda_available:
+            raise RuntimeSetupError(
+                "DEVICE is 'cuda' but this onnxruntime has no CUDAExecutionProvider; "
+                "install the 'gpu' extra (onnxruntime-gpu) or use DEVICE 'auto' or 'cpu'"
+            )
+        wanted = ["CPUExecutionProvider"]
+        if device != "cpu" and cuda_available:
+            wanted.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = int(self.options["INTRA_OP_THREADS"])
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            session = ort.InferenceSession(self.model.onnx_bytes, sess_options=opts, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"ONNX Runtime cannot load {self.model.path / MODEL_FILE}: {exc}") from exc
+        used = session.get_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in used:
+            raise RuntimeSetupError("DEVICE is 'cuda' but ONNX Runtime fell back to CPU (no GPU or CUDA libraries?)")
+        logger.info("classifier model %s uses providers %s (pid %d)", self.model.version, used, os.getpid())
+        return session
