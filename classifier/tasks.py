@@ -1,8 +1,46 @@
-"""Classification tasks (django-tasks)."""
+"""Classification tasks (django-tasks: immediate in the demo, django-tasks-db + db_worker in production)."""
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
 from django_tasks import task
+
+logger = logging.getLogger(__name__)
 
 
 @task()
-def classify_report(report_id: int) -> None:
-    """Classify one report. Until a model registry exists the report stays pending."""
-    return None
+def classify_report(report_id: int) -> int:
+    """Classify a new report, batched with whatever else is pending.
+
+    The first task to run waits up to CLASSIFIER_BATCH_WAIT_MS for up to
+    CLASSIFIER_BATCH_SIZE pending reports, then claims them all (SKIP
+    LOCKED); the tasks of reports it classified find nothing left to do.
+    Transient failures are retried; a report that still fails stays pending
+    for `classify_pending`.
+    """
+    from .services import classify_reports, pending_report_ids
+
+    deadline = time.monotonic() + settings.CLASSIFIER_BATCH_WAIT_MS / 1000
+    batch = settings.CLASSIFIER_BATCH_SIZE
+    ids = pending_report_ids(limit=batch)
+    while len(ids) < batch and time.monotonic() < deadline:
+        time.sleep(0.01)
+        ids = pending_report_ids(limit=batch)
+    if report_id not in ids:
+        ids = [report_id, *ids[: batch - 1]]
+    for attempt in range(1, settings.CLASSIFIER_RETRIES + 1):
+        try:
+            return classify_reports(ids)
+        except Exception:
+            logger.exception("classifying %s failed (attempt %d)", ids, attempt)
+            time.sleep(0.2 * attempt)
+    return 0
+
+
+@task()
+def classify_pending_task() -> int:
+    from .services import classify_pending
+
+    return classify_pending()

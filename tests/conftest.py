@@ -34,3 +34,47 @@ def unique_jpeg():
         kwargs.setdefault("color", ((n * 37) % 256, (n * 91) % 256, (n * 13) % 256))
         return images.jpeg(**kwargs)
     return make
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory):
+    """A real ONNX model: Lite0 backbone with a freshly initialised 4-class head (labels meaningless)."""
+    import torch
+
+    from classifier.preprocess import PreprocessSpec
+    from training.export import export_model
+    from training.model import create_model
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model") / "v1"
+    export_model(create_model(4, pretrained=False).eval(), classes=["fly_tipping", "graffiti", "no_issue", "pothole"],
+                 out_dir=out, preprocess=PreprocessSpec(), version="test-v1")
+    return out
+
+
+@pytest.fixture
+def model_dir(exported_model, tmp_path):
+    """A private copy of the exported model, with a settable version (same weights)."""
+    import json
+    import shutil
+
+    def make(version="test-v1"):
+        target = tmp_path / f"src-{version}"
+        shutil.copytree(exported_model, target)
+        meta = json.loads((target / "metadata.json").read_text())
+        meta["version"] = version
+        (target / "metadata.json").write_text(json.dumps(meta))
+        return target
+    return make
+
+
+@pytest.fixture(autouse=True)
+def model_root(settings, tmp_path):
+    """Registered models live in a per-test MODEL_ROOT; the per-process registry starts empty."""
+    from classifier import registry
+
+    settings.MODEL_ROOT = tmp_path / "models"
+    settings.CLASSIFIER_RELOAD_SECONDS = 0
+    registry.reset()
+    yield settings.MODEL_ROOT
+    registry.reset()

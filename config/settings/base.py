@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "reports",
     "classifier",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,10 @@ CLASSIFIER = {
 }
 MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "models")
 DEFAULT_AUTO_TRIAGE_THRESHOLD = 0.85  # probability
+CLASSIFIER_RELOAD_SECONDS = env.float("CLASSIFIER_RELOAD_SECONDS", default=5.0)  # how often a process checks for a new active model
+CLASSIFIER_BATCH_SIZE = env.int("CLASSIFIER_BATCH_SIZE", default=16)  # reports per inference batch
+CLASSIFIER_BATCH_WAIT_MS = env.int("CLASSIFIER_BATCH_WAIT_MS", default=0)  # ms a worker waits to fill a batch
+CLASSIFIER_RETRIES = 3  # attempts per task on transient failure
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

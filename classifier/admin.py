@@ -1,0 +1,13 @@
+from django.contrib import admin
+
+from .models import ModelVersion
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["version", "status", "created_at", "activated_at", "activated_by"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # register with `manage.py register_model`, which validates the files

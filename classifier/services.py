@@ -1,0 +1,195 @@
+"""Registry and classification operations (the Django side of the classifier)."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from reports.models import Category, Report
+from reports.services import record_event
+
+from . import registry
+from .models import ModelVersion
+from .onnx import METADATA_FILE, ModelError, load_model
+from .routing import NO_ISSUE, route
+
+logger = logging.getLogger(__name__)
+
+
+def model_register(*, source_dir: Path, metrics: dict | None = None, promotion_report: dict | None = None) -> ModelVersion:
+    """Validate a model directory and copy it into MODEL_ROOT as a candidate.
+
+    Checks: metadata and sha256 (load_model), every class is an active
+    category or `no_issue`, and a smoke inference on a generated image.
+    """
+    try:
+        loaded = load_model(source_dir)
+    except ModelError as exc:
+        raise ValidationError(f"Invalid model directory {source_dir}: {exc}") from exc
+    known = set(Category.objects.filter(active=True).values_list("slug", flat=True)) | {NO_ISSUE}
+    unknown = [c for c in loaded.classes if c not in known]
+    if unknown:
+        raise ValidationError(
+            f"Model classes {unknown} are not active categories; known: {', '.join(sorted(known))}")
+    if ModelVersion.objects.filter(version=loaded.version).exists():
+        raise ValidationError(f"Model version {loaded.version} is already registered.")
+
+    target = settings.MODEL_ROOT / loaded.version
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source_dir, target, dirs_exist_ok=False)
+    try:
+        classifier = registry.backend_class()(target, registry.backend_options())
+        probe = io.BytesIO()
+        Image.new("RGB", (320, 240), (128, 128, 128)).save(probe, "JPEG")
+        probabilities = [p for _, p in classifier.predict([probe.getvalue()])[0].top_k]
+        if not probabilities or not all(0.0 <= p <= 1.0 for p in probabilities):
+            raise ValidationError(f"Smoke inference gave no valid probabilities: {probabilities}")
+        with transaction.atomic():
+            return ModelVersion.objects.create(
+                version=loaded.version, path=loaded.version, sha256=loaded.metadata["onnx_sha256"],
+                classes=list(loaded.classes), metadata=loaded.metadata,
+                metrics=metrics if metrics is not None else loaded.metadata.get("metrics", {}),
+                parent_version=loaded.metadata.get("parent_version") or "",
+                promotion_report=promotion_report,
+            )
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def model_activate(*, version: str, user=None) -> ModelVersion:
+    """Make `version` the one active model; the previous one is retired.
+    Pending reports are classified after commit."""
+    with transaction.atomic():
+        target = ModelVersion.objects.select_for_update().filter(version=version).first()
+        if target is None:
+            raise ValidationError(f"Unknown model version {version!r}.")
+        if target.status == ModelVersion.Status.ACTIVE:
+            return target
+        # Validate before switching: a model that cannot load never becomes active.
+        try:
+            registry.load(target)
+        except Exception as exc:
+            raise ValidationError(f"Model {version} cannot be loaded: {exc}") from exc
+        ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).update(
+            status=ModelVersion.Status.RETIRED)
+        target.status = ModelVersion.Status.ACTIVE
+        target.activated_at = timezone.now()
+        target.activated_by = user
+        target.save(update_fields=["status", "activated_at", "activated_by"])
+        transaction.on_commit(_enqueue_pending)
+    logger.info("model %s activated by %s", version, user or "system")
+    return target
+
+
+def model_rollback(*, user=None) -> ModelVersion:
+    """Reactivate the most recently active earlier version; the current one is marked rejected."""
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).first()
+        previous = (ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+                    .order_by("-activated_at").first())
+        if previous is None:
+            raise ValidationError("There is no earlier model to roll back to.")
+        if current is not None:
+            current.status = ModelVersion.Status.REJECTED
+            current.save(update_fields=["status"])
+        return model_activate(version=previous.version, user=user)
+
+
+def _enqueue_pending() -> None:
+    from .tasks import classify_pending_task
+
+    try:
+        classify_pending_task.enqueue()
+    except Exception:
+        logger.exception("could not enqueue classify_pending; run `manage.py classify_pending`")
+
+
+def has_ever_had_a_model() -> bool:
+    return ModelVersion.objects.filter(activated_at__isnull=False).exists()
+
+
+def classify_reports(report_ids: list[int]) -> int:
+    """Classify the given reports that are still pending; returns how many were classified.
+
+    Idempotent: reports no longer pending are skipped. Rows are locked with
+    SKIP LOCKED, so concurrent workers never classify the same report twice.
+    With no model ever activated (cold start) reports go to needs review;
+    with an active model that cannot load they stay pending.
+    """
+    classifier = registry.active_classifier()
+    if classifier is None:
+        if has_ever_had_a_model():
+            return 0  # degraded: wait as pending
+        return _route_without_model(report_ids)
+    thresholds = dict(Category.objects.filter(active=True).values_list("slug", "auto_triage_threshold"))
+    categories = {c.slug: c for c in Category.objects.filter(active=True)}
+    with transaction.atomic():
+        reports = list(Report.objects.select_for_update(skip_locked=True, of=("self",))
+                       .filter(pk__in=report_ids, status=Report.Status.PENDING)
+                       .select_related("citizen_category").order_by("pk"))
+        if not reports:
+            return 0
+        photos = [r.photo_original.storage.open(r.photo_original.name).read() for r in reports]
+        predictions = classifier.predict(photos)
+        now = timezone.now()
+        for report, prediction in zip(reports, predictions):
+            decision = route(top_k=prediction.top_k, thresholds=thresholds,
+                             default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD,
+                             citizen_slug=report.citizen_category.slug if report.citizen_category else None)
+            report.predicted_label = decision.predicted_slug
+            report.predicted_category = categories.get(decision.predicted_slug)
+            report.predicted_probability = decision.probability
+            report.predicted_top_k = [[s, round(p, 6)] for s, p in prediction.top_k]
+            report.model_version = prediction.model_version
+            report.classified_at = now
+            report.auto_triaged = decision.auto_triaged
+            report.possibly_not_issue = decision.possibly_not_issue
+            report.citizen_model_disagree = decision.citizen_model_disagree
+            report.status = decision.status
+            report.save(update_fields=[
+                "predicted_label", "predicted_category", "predicted_probability", "predicted_top_k",
+                "model_version", "classified_at", "auto_triaged", "possibly_not_issue",
+                "citizen_model_disagree", "status", "updated_at"])
+            record_event(report=report, actor_label=f"model:{prediction.model_version}", action="classified",
+                         field="status", from_value=Report.Status.PENDING, to_value=decision.status,
+                         note=json.dumps({"top_k": report.predicted_top_k}))
+    return len(reports)
+
+
+def _route_without_model(report_ids: list[int]) -> int:
+    """Cold start: no model yet, so staff triage by hand (their labels train the first model)."""
+    with transaction.atomic():
+        reports = list(Report.objects.select_for_update(skip_locked=True)
+                       .filter(pk__in=report_ids, status=Report.Status.PENDING))
+        for report in reports:
+            report.status = Report.Status.NEEDS_REVIEW
+            report.save(update_fields=["status", "updated_at"])
+            record_event(report=report, actor_label="system", action="routed", field="status",
+                         from_value=Report.Status.PENDING, to_value=report.status, note="no model yet")
+    return len(reports)
+
+
+def pending_report_ids(limit: int | None = None) -> list[int]:
+    qs = Report.objects.filter(status=Report.Status.PENDING).order_by("created_at").values_list("pk", flat=True)
+    return list(qs[:limit] if limit else qs)
+
+
+def classify_pending(batch_size: int | None = None) -> int:
+    """Classify every pending report, a batch at a time. Returns how many were classified."""
+    batch_size = batch_size or settings.CLASSIFIER_BATCH_SIZE
+    total = 0
+    while ids := pending_report_ids(limit=batch_size):
+        done = classify_reports(ids)
+        if done == 0:  # no model can serve (degraded) or another worker holds them
+            break
+        total += done
+    return total
