@@ -47,6 +47,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 ImageSource = bytes | str | Path | Image.Image
+_INHERITED_SESSIONS: list[Any] = []  # sessions a forked child inherited; kept, never destroyed
 
 
 class ModelError(Exception):
@@ -242,6 +243,10 @@ class OnnxClassifier:
         with self._lock:
             if self._session is not None and self._pid == os.getpid():
                 return
+            if self._session is not None:
+                # Built before a fork: its thread pool does not exist in this child,
+                # so it must never be destroyed here (its destructor would join them).
+                _INHERITED_SESSIONS.append(self._session)
             self._session = self._create_session()
             threads = int(self.options["DECODE_THREADS"]) or os.cpu_count() or 1
             self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="classifier-decode")

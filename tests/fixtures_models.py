@@ -1,0 +1,47 @@
+"""Real ONNX models for tests: timm Lite0 with a freshly initialised head, exported by training.export.
+
+The labels such a model gives are meaningless, but it is the real network
+run by ONNX Runtime, so shapes, speed, preprocessing and calibration are
+exercised for real. Needs the ``train`` extra (torch, timm, onnx).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from classifier.preprocess import PreprocessSpec
+
+CLASSES = ("fly_tipping", "graffiti", "no_issue", "pothole")
+SEED = 0
+
+
+def make_test_model(num_classes: int = len(CLASSES)):
+    """The torch model :func:`export_test_model` exports: the same weights on every call (seeded)."""
+    import torch
+
+    from training.model import create_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        return create_model(num_classes, pretrained=False).eval()
+
+
+def export_test_model(
+    out_dir: Path,
+    classes: tuple[str, ...] = CLASSES,
+    version: str = "test-1",
+    *,
+    temperature: float = 1.0,
+    spec: PreprocessSpec = PreprocessSpec(),
+) -> Path:
+    """Write a model directory (model.onnx + metadata.json) for ``classes``; returns ``out_dir``."""
+    from training.export import export_model
+
+    return export_model(
+        make_test_model(len(classes)),
+        classes=list(classes),
+        out_dir=Path(out_dir),
+        preprocess=spec,
+        temperature=temperature,
+        version=version,
+        training_data={"n_images": 0, "source": "freshly initialised head (tests)"},
+    )
