@@ -8,8 +8,11 @@ _colors = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def media_dirs(settings, tmp_path):
-    """Each test stores photos in its own folders, so 'nothing left behind' is checkable."""
+def media_dirs(settings, tmp_path, monkeypatch):
+    """Each test stores photos in its own folders, so 'nothing left behind' is checkable.
+
+    A FileField resolves its storage callable once, at import, so the photo
+    fields are re-pointed at the new storages as well as STORAGES changed."""
     public, private = tmp_path / "media", tmp_path / "private"
     settings.MEDIA_ROOT = public
     settings.STORAGES = {
@@ -19,6 +22,11 @@ def media_dirs(settings, tmp_path):
         "private": {"BACKEND": "django.core.files.storage.FileSystemStorage",
                     "OPTIONS": {"location": str(private), "base_url": None}},
     }
+    from reports.models import Report
+
+    for name in ("photo_original", "photo_public", "photo_thumbnail"):
+        field = Report._meta.get_field(name)
+        monkeypatch.setattr(field, "storage", field._storage_callable())
     return public, private
 
 

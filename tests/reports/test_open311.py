@@ -30,15 +30,6 @@ def fresh_rate_limit():
     cache.clear()  # the per-IP counter lives in the cache; every test starts at zero
 
 
-@pytest.fixture(autouse=True)
-def photo_storage(media_dirs, monkeypatch):
-    """Point the photo fields at media_dirs' folders. (conftest's fixture changes STORAGES, but a
-    FileField resolves its storage callable once, at import, so the fields would keep the old folders.)"""
-    for name in ("photo_original", "photo_public", "photo_thumbnail"):
-        field = Report._meta.get_field(name)
-        monkeypatch.setattr(field, "storage", field._storage_callable())
-
-
 @pytest.fixture
 def api_key():
     return apikeys.api_key_create(name="fixmystreet")[1]

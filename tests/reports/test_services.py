@@ -40,6 +40,12 @@ def test_report_starts_pending_with_a_created_event(unique_jpeg):
     assert list(r.events.values_list("action", flat=True)) == ["created"]
 
 
+def test_media_dirs_fixture_really_redirects_storage(unique_jpeg, media_dirs):
+    r = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1)).report
+    assert len(stored_files(media_dirs)) == 3
+    assert str(media_dirs[1]) in r.photo_original.path and str(media_dirs[0]) in r.photo_public.path
+
+
 def test_upload_without_location_or_gps_is_rejected_and_nothing_stored(unique_jpeg, media_dirs):
     with pytest.raises(ValidationError) as err:
         services.report_create(photo=unique_jpeg())
