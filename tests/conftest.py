@@ -34,6 +34,14 @@ def stored_files(media_dirs) -> list:
     return [p for d in media_dirs if d.exists() for p in d.rglob("*") if p.is_file()]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limit():
+    """The per-IP submission counter lives in the cache; every test starts at zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def unique_jpeg():
     """A factory of distinct JPEGs (distinct bytes => distinct SHA-256)."""

@@ -5,13 +5,11 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from reports import apikeys, services
 from reports.models import Category, Report, ReportEvent
-from tests import images
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +21,6 @@ REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name"
                   "expected_datetime", "address", "address_id", "zipcode", "lat", "long", "media_url"]
 SERVICE_FIELDS = ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"]
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limit():
-    cache.clear()  # the per-IP counter lives in the cache; every test starts at zero
 
 
 @pytest.fixture
