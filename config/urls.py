@@ -5,6 +5,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("reports.urls")),
+    path("console/", include("console.urls")),
     path("admin/", admin.site.urls),
 ]
 if settings.DEBUG:  # production: the web server serves MEDIA_ROOT (public derivatives only)

@@ -1,0 +1,139 @@
+"""Input validation for console views. Each form validates, nothing more."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from reports.models import Category, Report
+
+from .selectors import CATEGORY_FIELDS, SORTS, QueueFilters
+
+STATUS_CHOICES = [("", "Any status"), ("open", "Open (not closed)"), *Report.Status.choices]
+
+
+class QueueFilterForm(forms.Form):
+    """Query-string filters shared by the queue, the map, exports and J/K navigation."""
+
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
+    category = forms.ChoiceField(required=False)
+    category_field = forms.ChoiceField(choices=[(c, c.title()) for c in CATEGORY_FIELDS], required=False,
+                                       label="Label")
+    min_confidence = forms.FloatField(required=False, min_value=0, max_value=1, label="Confidence from")
+    max_confidence = forms.FloatField(required=False, min_value=0, max_value=1, label="to")
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Reported from")
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="to")
+    bbox = forms.CharField(required=False, label="Map area",
+                           help_text="min_lon,min_lat,max_lon,max_lat")
+    disagree = forms.BooleanField(required=False, label="Citizen and model disagree")
+    possibly_not_issue = forms.BooleanField(required=False, label="Possibly not an issue")
+    auto_triaged = forms.BooleanField(required=False, label="Auto-triaged (spot checks)")
+    mine = forms.BooleanField(required=False, label="Assigned to me")
+    sort = forms.ChoiceField(choices=[("confidence", "Least confident first"), ("oldest", "Oldest first"),
+                                      ("newest", "Newest first")], required=False)
+
+    def __init__(self, data=None, *args, **kwargs):
+        # No "status" in the query string means the default queue ("needs review");
+        # "status=" (empty) means any status.
+        if data is not None and "status" not in data:
+            data = data.copy()
+            data["status"] = Report.Status.NEEDS_REVIEW
+        super().__init__(data, *args, **kwargs)
+        self.fields["category"].choices = [("", "Any category")] + list(
+            Category.objects.order_by("order", "name").values_list("slug", "name"))
+
+    def clean_bbox(self):
+        raw = self.cleaned_data["bbox"].strip()
+        if not raw:
+            return None
+        try:
+            values = tuple(float(v) for v in raw.split(","))
+        except ValueError:
+            raise forms.ValidationError("Map area must be four numbers: min_lon,min_lat,max_lon,max_lat.") from None
+        if len(values) != 4:
+            raise forms.ValidationError("Map area must be four numbers: min_lon,min_lat,max_lon,max_lat.")
+        min_lon, min_lat, max_lon, max_lat = values
+        if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180 and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+            raise forms.ValidationError("Map area is outside -180..180 longitude / -90..90 latitude.")
+        if min_lon > max_lon or min_lat > max_lat:
+            raise forms.ValidationError("Map area minimum is larger than its maximum.")
+        return values
+
+    def to_filters(self, user) -> QueueFilters:
+        """Call after is_valid(); invalid fields fall back to their defaults."""
+        d = {k: v for k, v in self.cleaned_data.items()}
+        return QueueFilters(
+            status=d.get("status", Report.Status.NEEDS_REVIEW),
+            category=d.get("category") or "",
+            category_field=d.get("category_field") or "current",
+            min_confidence=d.get("min_confidence"),
+            max_confidence=d.get("max_confidence"),
+            date_from=d.get("date_from"),
+            date_to=d.get("date_to"),
+            bbox=d.get("bbox"),
+            disagree=bool(d.get("disagree")),
+            possibly_not_issue=bool(d.get("possibly_not_issue")),
+            auto_triaged=bool(d.get("auto_triaged")),
+            assignee_id=user.pk if d.get("mine") else None,
+            sort=d.get("sort") if d.get("sort") in SORTS else "confidence",
+        )
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(min_value=1)
+
+
+class VerifyForm(VersionForm):
+    category = forms.ModelChoiceField(queryset=Category.objects.filter(active=True), to_field_name="slug",
+                                      error_messages={"invalid_choice": "Choose one of the active categories."})
+
+
+class StatusForm(VersionForm):
+    status = forms.ChoiceField(choices=Report.Status.choices)
+    note = forms.CharField(required=False, max_length=2000)
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    public = forms.BooleanField(required=False, label="Public (shown to the citizen and in Open311)")
+
+
+class AssignForm(VersionForm):
+    assignee = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True), required=False,
+                                      to_field_name="username")
+    team = forms.CharField(required=False, max_length=100)
+
+
+class DuplicateForm(VersionForm):
+    original = forms.CharField(max_length=16)
+
+
+class BulkForm(forms.Form):
+    """`selected` values are "<pk>:<version>" as rendered in the queue."""
+
+    action = forms.ChoiceField(choices=[("verify", "Verify as"), ("status", "Set status")])
+    category = forms.ModelChoiceField(queryset=Category.objects.filter(active=True), to_field_name="slug",
+                                      required=False)
+    status = forms.ChoiceField(choices=[("", "—"), *Report.Status.choices], required=False)
+
+    def clean(self):
+        d = super().clean()
+        pairs = []
+        for value in self.data.getlist("selected"):
+            try:
+                pk, version = (int(v) for v in value.split(":"))
+            except ValueError:
+                raise forms.ValidationError(f"Bad selection value {value!r}.") from None
+            pairs.append((pk, version))
+        if not pairs:
+            raise forms.ValidationError("Select at least one report.")
+        d["selected"] = pairs
+        if d.get("action") == "verify" and not d.get("category"):
+            self.add_error("category", "Choose the category to verify the selection as.")
+        if d.get("action") == "status" and not d.get("status"):
+            self.add_error("status", "Choose the status to set.")
+        return d
+
+
+class ThresholdForm(forms.Form):
+    category = forms.ModelChoiceField(queryset=Category.objects.all(), to_field_name="slug")
+    threshold = forms.FloatField(min_value=0, max_value=1)

@@ -1,0 +1,108 @@
+"""Model panel: how the active model does against staff labels (read-only)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, F, Q
+
+from reports.models import Category, Report
+
+from . import services
+
+NO_ISSUE = "no_issue"
+
+
+def _model_version_class():
+    """classifier.models.ModelVersion if the registry exists and is migrated, else None."""
+    try:
+        from classifier.models import ModelVersion
+    except ImportError:
+        return None
+    if ModelVersion._meta.db_table not in connection.introspection.table_names():
+        return None
+    return ModelVersion
+
+
+def staff_labelled() -> Q:
+    """Reports with a staff training label: a verified category, or rejected ("no_issue")."""
+    return Q(verified_at__isnull=False) & (Q(final_category__isnull=False) | Q(status=Report.Status.REJECTED))
+
+
+@dataclass
+class ClassScore:
+    label: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int  # staff labels of this class
+
+
+def model_quality(*, version: str, since: dt.datetime | None = None) -> dict:
+    """Precision/recall/F1 per class of `version`'s predictions against staff labels
+    given since `since` (activation). Rejected reports count as the class no_issue."""
+    qs = Report.objects.filter(staff_labelled(), model_version=version).exclude(predicted_label="")
+    if since is not None:
+        qs = qs.filter(verified_at__gte=since)
+    pairs: dict[tuple[str, str], int] = {}
+    for predicted, final, status, n in (qs.order_by().values_list("predicted_label", "final_category__slug", "status")
+                                        .annotate(n=Count("pk"))):
+        truth = NO_ISSUE if status == Report.Status.REJECTED or not final else final
+        pairs[(truth, predicted)] = pairs.get((truth, predicted), 0) + n
+    order = list(Category.objects.order_by("order", "name").values_list("slug", flat=True)) + [NO_ISSUE]
+    seen = {label for pair in pairs for label in pair}
+    labels = [s for s in order if s in seen] + sorted(seen - set(order))
+    scores = []
+    for label in labels:
+        tp = pairs.get((label, label), 0)
+        predicted = sum(n for (t, p), n in pairs.items() if p == label)
+        actual = sum(n for (t, p), n in pairs.items() if t == label)
+        precision = tp / predicted if predicted else None
+        recall = tp / actual if actual else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision is not None and recall is not None and precision + recall else None)
+        scores.append(ClassScore(label, precision, recall, f1, actual))
+    total = sum(pairs.values())
+    correct = sum(n for (t, p), n in pairs.items() if t == p)
+    matrix = [(t, [pairs.get((t, p), 0) for p in labels]) for t in labels]
+    return {"labels": labels, "scores": scores, "matrix": matrix, "total": total,
+            "accuracy": correct / total if total else None}
+
+
+def auto_triage_stats(*, version: str) -> dict:
+    classified = Report.objects.filter(model_version=version).exclude(predicted_label="")
+    agg = classified.aggregate(
+        classified=Count("pk"),
+        auto=Count("pk", filter=Q(auto_triaged=True)),
+        checked=Count("pk", filter=Q(auto_triaged=True) & staff_labelled()),
+        correct=Count("pk", filter=Q(auto_triaged=True, verified_at__isnull=False,
+                                     final_category__slug=F("predicted_label"))),
+    )
+    agg["rate"] = agg["auto"] / agg["classified"] if agg["classified"] else None
+    agg["accuracy"] = agg["correct"] / agg["checked"] if agg["checked"] else None
+    return agg
+
+
+def model_panel_context(user) -> dict:
+    ModelVersion = _model_version_class()
+    active, versions, newest_created = None, [], None
+    if ModelVersion is not None:
+        versions = list(ModelVersion.objects.select_related("activated_by").order_by("-created_at")[:20])
+        active = next((v for v in versions if v.status == "active"), None) or \
+            ModelVersion.objects.filter(status="active").select_related("activated_by").first()
+        newest_created = versions[0].created_at if versions else None
+    waiting = Report.objects.filter(staff_labelled())
+    if newest_created is not None:
+        waiting = waiting.filter(verified_at__gt=newest_created)
+    return {
+        "registry_available": ModelVersion is not None,
+        "active": active,
+        "versions": versions,
+        "quality": model_quality(version=active.version, since=active.activated_at) if active else None,
+        "auto": auto_triage_stats(version=active.version) if active else None,
+        "waiting_labels": waiting.count(),
+        "categories": Category.objects.order_by("order", "name"),
+        "retrain_available": services.retrain_available(),
+        "can": {p: user.has_perm(f"console.{p}") for p in ("edit_thresholds", "retrain_model", "rollback_model")},
+    }

@@ -1,0 +1,263 @@
+"""Read-only queries for the console: the queue (keyset-paginated), counts,
+neighbours for J/K, duplicate candidates, map features and model quality."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+from django.contrib.gis.db.models.functions import Distance
+from django.contrib.gis.geos import Polygon
+from django.contrib.gis.measure import D
+from django.db.models import BooleanField, Count, FloatField, Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from reports.models import Category, Report
+from reports.photos import hamming
+
+S = Report.Status
+# Sort key of the default queue: least confident first (unclassified = -1, i.e. first), then oldest.
+# The same SQL text is indexed by reports/migrations/0003 so the planner can walk the index.
+CONFIDENCE_SQL = 'COALESCE("reports_report"."predicted_probability", -1)'
+SORTS = {
+    # name: (key SQL columns, direction)
+    "confidence": ([CONFIDENCE_SQL, '"reports_report"."created_at"', '"reports_report"."id"'], "asc"),
+    "oldest": (['"reports_report"."created_at"', '"reports_report"."id"'], "asc"),
+    "newest": (['"reports_report"."created_at"', '"reports_report"."id"'], "desc"),
+}
+PAGE_SIZE = 50
+CATEGORY_FIELDS = ("current", "final", "predicted", "citizen")
+PALETTE = ["#d7263d", "#1b998b", "#f46036", "#2e86ab", "#8f2d56", "#3d5a80", "#4f772d", "#6c757d",
+           "#e09f3e", "#7b2cbf", "#118ab2", "#ef476f"]
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = S.NEEDS_REVIEW  # "" = any status, "open" = not closed
+    category: str = ""  # slug
+    category_field: str = "current"  # current (staff's, else model's, else citizen's) | final | predicted | citizen
+    min_confidence: float | None = None  # model probability, 0-1
+    max_confidence: float | None = None
+    date_from: dt.date | None = None  # created, inclusive, local dates
+    date_to: dt.date | None = None
+    bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat (SRID 4326)
+    disagree: bool = False
+    possibly_not_issue: bool = False
+    auto_triaged: bool = False
+    assignee_id: int | None = None
+    sort: str = "confidence"
+
+
+def _category_q(slug: str, which: str) -> Q:
+    category_id = Category.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if category_id is None:
+        return Q(pk__in=[])
+    if which == "final":
+        return Q(final_category_id=category_id)
+    if which == "predicted":
+        return Q(predicted_category_id=category_id)
+    if which == "citizen":
+        return Q(citizen_category_id=category_id)
+    return (Q(final_category_id=category_id)
+            | Q(final_category__isnull=True, predicted_category_id=category_id)
+            | Q(final_category__isnull=True, predicted_category__isnull=True, citizen_category_id=category_id))
+
+
+def _status_q(status: str) -> Q:
+    if not status:
+        return Q()
+    if status == "open":
+        return ~Q(status__in=Report.CLOSED_STATUSES)
+    return Q(status=status)
+
+
+def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> QuerySet[Report]:
+    """All reports matching the filters, unordered."""
+    qs = Report.objects.all()
+    if not ignore_status:
+        qs = qs.filter(_status_q(filters.status))
+    if filters.category:
+        qs = qs.filter(_category_q(filters.category, filters.category_field))
+    if filters.min_confidence is not None:
+        qs = qs.filter(predicted_probability__gte=filters.min_confidence)
+    if filters.max_confidence is not None:
+        qs = qs.filter(predicted_probability__lte=filters.max_confidence)
+    if filters.date_from:
+        qs = qs.filter(created_at__date__gte=filters.date_from)
+    if filters.date_to:
+        qs = qs.filter(created_at__date__lte=filters.date_to)
+    if filters.bbox:
+        qs = qs.filter(location__bboverlaps=Polygon.from_bbox(filters.bbox))
+    if filters.disagree:
+        qs = qs.filter(citizen_model_disagree=True)
+    if filters.possibly_not_issue:
+        qs = qs.filter(possibly_not_issue=True)
+    if filters.auto_triaged:
+        qs = qs.filter(auto_triaged=True)
+    if filters.assignee_id:
+        qs = qs.filter(assignment__assignee_id=filters.assignee_id)
+    return qs
+
+
+def _ordered(qs: QuerySet[Report], sort: str, *, reverse: bool = False) -> QuerySet[Report]:
+    columns, direction = SORTS[sort]
+    descending = (direction == "desc") != reverse
+    return qs.order_by(*[RawSQL(c, []).desc() if descending else RawSQL(c, []).asc() for c in columns])
+
+
+def sort_key(report: Report, sort: str) -> tuple:
+    if sort == "confidence":
+        p = report.predicted_probability
+        return (-1.0 if p is None else p, report.created_at, report.pk)
+    return (report.created_at, report.pk)
+
+
+def _after(qs: QuerySet[Report], sort: str, key: tuple, *, reverse: bool = False) -> QuerySet[Report]:
+    """Rows strictly after `key` in the sort order (before it when reverse): a row-value
+    comparison, which PostgreSQL answers from the composite index."""
+    columns, direction = SORTS[sort]
+    op = ">" if (direction == "asc") != reverse else "<"
+    sql = f"({', '.join(columns)}) {op} ({', '.join(['%s'] * len(columns))})"
+    return qs.filter(RawSQL(sql, list(key), output_field=BooleanField()))
+
+
+def encode_cursor(key: tuple) -> str:
+    return "~".join(v.isoformat() if isinstance(v, dt.datetime) else repr(v) for v in key)
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple | None:
+    """Inverse of encode_cursor; None for anything malformed (the first page is shown)."""
+    parts = cursor.split("~")
+    try:
+        if sort == "confidence" and len(parts) == 3:
+            return (float(parts[0]), dt.datetime.fromisoformat(parts[1]), int(parts[2]))
+        if sort != "confidence" and len(parts) == 2:
+            return (dt.datetime.fromisoformat(parts[0]), int(parts[1]))
+    except ValueError:
+        return None
+    return None
+
+
+@dataclass
+class Page:
+    reports: list[Report]
+    next_cursor: str | None
+
+
+def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
+    """One page of the queue. Keyset pagination: cost does not grow with the page number."""
+    qs = filtered_reports(filters).select_related(
+        "final_category", "predicted_category", "citizen_category", "assignment__assignee")
+    key = decode_cursor(cursor, filters.sort) if cursor else None
+    if key is not None:
+        qs = _after(qs, filters.sort, key)
+    rows = list(_ordered(qs, filters.sort)[: page_size + 1])
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    return Page(reports=rows, next_cursor=encode_cursor(sort_key(rows[-1], filters.sort)) if more else None)
+
+
+def queue_neighbour(*, report: Report, filters: QueueFilters, previous: bool = False) -> Report | None:
+    """The report after (or before) `report` in the queue order; `report` itself
+    need not match the filters any more (it has just been triaged)."""
+    qs = _after(filtered_reports(filters).exclude(pk=report.pk), filters.sort,
+                sort_key(report, filters.sort), reverse=previous)
+    return _ordered(qs, filters.sort, reverse=previous).only("pk", "service_request_id").first()
+
+
+@dataclass
+class QueueCounts:
+    by_status: dict[str, int]  # other filters applied, any status
+    total: int  # all filters applied
+    disagree: int
+    possibly_not_issue: int
+    auto_triaged: int
+
+
+def queue_counts(filters: QueueFilters) -> QueueCounts:
+    """Two aggregate queries: statuses (GROUP BY, index-only) and the flags within the current filter."""
+    by_status = dict(filtered_reports(filters, ignore_status=True).order_by()
+                     .values_list("status").annotate(n=Count("*")).values_list("status", "n"))
+    flags = filtered_reports(replace(filters, disagree=False, possibly_not_issue=False, auto_triaged=False)).aggregate(
+        total=Count("pk"),
+        disagree=Count("pk", filter=Q(citizen_model_disagree=True)),
+        possibly_not_issue=Count("pk", filter=Q(possibly_not_issue=True)),
+        auto_triaged=Count("pk", filter=Q(auto_triaged=True)),
+    )
+    filtered_total = filtered_reports(filters).count() if any(
+        (filters.disagree, filters.possibly_not_issue, filters.auto_triaged)) else flags["total"]
+    return QueueCounts(by_status=by_status, total=filtered_total, disagree=flags["disagree"],
+                       possibly_not_issue=flags["possibly_not_issue"], auto_triaged=flags["auto_triaged"])
+
+
+def console_report(reference: str) -> Report | None:
+    return (Report.objects.select_related("final_category", "predicted_category", "citizen_category",
+                                          "verified_by", "duplicate_of", "assignment__assignee")
+            .filter(service_request_id=reference.upper()).first())
+
+
+def report_events(report: Report):
+    return report.events.select_related("actor").order_by("-created_at", "-id")
+
+
+@dataclass
+class DuplicateCandidate:
+    report: Report
+    distance_m: float
+    photo_distance: int | None  # hamming distance of the 64-bit dHashes; 0 = same picture
+    score: float  # lower is more likely a duplicate
+
+
+def duplicate_candidates(report: Report, *, radius_m: float | None = None, limit: int = 12) -> list[DuplicateCandidate]:
+    """Open reports within `radius_m` (default settings.DUPLICATE_RADIUS_M) whose current
+    category is in the same Category.group, ranked by distance and photo similarity."""
+    radius = float(radius_m) if radius_m is not None else duplicate_radius()
+    qs = (Report.objects.filter(location__dwithin=(report.location, D(m=radius)))
+          .exclude(pk=report.pk).exclude(status__in=Report.CLOSED_STATUSES)
+          .select_related("final_category", "predicted_category", "citizen_category")
+          .annotate(distance=Distance("location", report.location)))
+    category = report.category
+    if category is not None and category.group:
+        g = category.group
+        qs = qs.filter(Q(final_category__group=g)
+                       | Q(final_category__isnull=True, predicted_category__group=g)
+                       | Q(final_category__isnull=True, predicted_category__isnull=True, citizen_category__group=g))
+    candidates = []
+    for other in qs[:200]:
+        bits = hamming(report.photo_phash, other.photo_phash) if report.photo_phash and other.photo_phash else None
+        # Equal weight: at the edge of the radius, or half the hash bits different, each adds 1.
+        score = other.distance.m / radius + (bits / 32 if bits is not None else 1.0)
+        candidates.append(DuplicateCandidate(other, other.distance.m, bits, score))
+    candidates.sort(key=lambda c: (c.score, c.report.created_at))
+    return candidates[:limit]
+
+
+def category_colours() -> dict[str, str]:
+    return {slug: PALETTE[i % len(PALETTE)]
+            for i, slug in enumerate(Category.objects.order_by("order", "name").values_list("slug", flat=True))}
+
+
+def map_features(filters: QueueFilters, *, limit: int = 2000) -> dict:
+    """GeoJSON FeatureCollection for the staff map: newest `limit` matches in the filters' bbox."""
+    colours = category_colours()
+    slugs = dict(Category.objects.values_list("pk", "slug"))
+    rows = (filtered_reports(filters).order_by("-created_at")
+            .annotate(lon=RawSQL('ST_X("reports_report"."location"::geometry)', [], output_field=FloatField()),
+                      lat=RawSQL('ST_Y("reports_report"."location"::geometry)', [], output_field=FloatField()))
+            .values_list("service_request_id", "status", "final_category_id", "predicted_category_id",
+                         "citizen_category_id", "predicted_probability", "lon", "lat")[:limit])
+    features = []
+    for ref, status, final_id, predicted_id, citizen_id, probability, lon, lat in rows:
+        slug = slugs.get(final_id or predicted_id or citizen_id, "")
+        features.append({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"reference": ref, "status": status, "category": slug,
+                           "colour": colours.get(slug, "#444"), "confidence": probability,
+                           "url": f"/console/reports/{ref}/"},
+        })
+    return {"type": "FeatureCollection", "features": features, "truncated": len(features) == limit}
+
+
+def duplicate_radius() -> float:
+    return float(getattr(settings, "DUPLICATE_RADIUS_M", 50))

@@ -1,0 +1,286 @@
+"""Staff actions on reports. Every function checks the actor's permission itself
+(views stay thin and cannot forget), takes the version the actor saw, and
+writes one ReportEvent per changed field.
+
+Concurrency: each action locks the report row (`select_for_update`) and
+compares `Report.version` with the version the actor's form was rendered
+with; a mismatch raises `VersionConflict` carrying the current state and
+nothing is written. Every successful change bumps the version.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from reports.models import Category, Report, ReportEvent
+from reports.services import record_event
+
+from .models import ReportAssignment
+
+logger = logging.getLogger(__name__)
+S = Report.Status
+
+INTAKE = frozenset({S.NEW, S.PENDING, S.NEEDS_REVIEW})
+CLOSED = frozenset(Report.CLOSED_STATUSES)
+# Forward workflow any triager may follow. DUPLICATE is reached only through
+# report_mark_duplicate (it needs the original); leaving a closed status is a reopen.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.NEW: frozenset({S.TRIAGED, S.REJECTED}),
+    S.PENDING: frozenset({S.TRIAGED, S.REJECTED}),
+    S.NEEDS_REVIEW: frozenset({S.TRIAGED, S.REJECTED}),
+    S.TRIAGED: frozenset({S.IN_PROGRESS, S.FIXED, S.CLOSED, S.REJECTED, S.NEEDS_REVIEW}),
+    S.IN_PROGRESS: frozenset({S.TRIAGED, S.FIXED, S.CLOSED}),
+}
+REOPEN_TARGETS = frozenset({S.NEEDS_REVIEW, S.TRIAGED, S.IN_PROGRESS})
+
+
+class VersionConflict(Exception):
+    """Someone else changed the report since the actor loaded it. `current` is the fresh row."""
+
+    def __init__(self, current: Report):
+        self.current = current
+        super().__init__(f"report {current.service_request_id} is at version {current.version}")
+
+
+def require(user: AbstractBaseUser, perm: str) -> None:
+    if not user.has_perm(perm):
+        raise PermissionDenied(f"You need the '{perm.split('.')[-1]}' permission for this.")
+
+
+def allowed_statuses(report: Report, user: AbstractBaseUser) -> list[str]:
+    """Statuses `user` may move `report` to now (for the status menu)."""
+    if report.status in CLOSED:
+        targets = REOPEN_TARGETS if user.has_perm("console.reopen_report") else frozenset()
+    else:
+        targets = TRANSITIONS.get(report.status, frozenset())
+    return [value for value, _ in S.choices if value in targets]
+
+
+def _lock(report: Report, expected_version: int) -> Report:
+    """The report's row, locked. Call inside transaction.atomic()."""
+    locked = Report.objects.select_for_update().get(pk=report.pk)
+    if locked.version != int(expected_version):
+        raise VersionConflict(current=locked)
+    return locked
+
+
+def _save(report: Report, fields: list[str]) -> None:
+    report.version += 1
+    report.save(update_fields=[*fields, "version", "updated_at"])
+
+
+def _slug(category: Category | None) -> str:
+    return category.slug if category else ""
+
+
+def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category, expected_version: int) -> Report:
+    """Set the staff label. Agreeing with the model is a 'verify', differing a 'correct'.
+    A report still waiting for review becomes triaged. Rejected or duplicate
+    reports must be reopened first (their label is 'no_issue' / the original's)."""
+    require(staff, "console.verify_report")
+    if not category.active:
+        raise ValidationError({"category": f"Category {category.slug!r} is not active."})
+    with transaction.atomic():
+        r = _lock(report, expected_version)
+        if r.status in (S.REJECTED, S.DUPLICATE):
+            raise ValidationError(f"This report is {r.get_status_display().lower()}; reopen it before relabelling.")
+        before, old_status = r.final_category, r.status
+        r.final_category, r.verified_by, r.verified_at = category, staff, timezone.now()
+        fields = ["final_category", "verified_by", "verified_at"]
+        if r.status in INTAKE:
+            r.status = S.TRIAGED
+            fields.append("status")
+        _save(r, fields)
+        action = "verify" if category.slug == r.predicted_label else "correct"
+        record_event(report=r, actor=staff, action=action, field="final_category",
+                     from_value=_slug(before), to_value=category.slug,
+                     note=f"model said {r.predicted_label or 'nothing'}")
+        if r.status != old_status:
+            record_event(report=r, actor=staff, action="status", field="status", from_value=old_status,
+                         to_value=r.status)
+    return r
+
+
+def report_set_status(*, report: Report, staff: AbstractBaseUser, status: str, expected_version: int,
+                      note: str = "") -> Report:
+    """Move along the workflow. Rejecting ("not a council issue") is also a label:
+    it records who decided and clears the final category (training label no_issue).
+    Leaving fixed/closed/rejected/duplicate needs the reopen permission."""
+    require(staff, "console.set_status")
+    if status not in S.values:
+        raise ValidationError({"status": f"Unknown status {status!r}; choose one of {', '.join(S.values)}."})
+    with transaction.atomic():
+        r = _lock(report, expected_version)
+        old = r.status
+        reopening = old in CLOSED
+        if reopening:
+            require(staff, "console.reopen_report")
+            allowed = REOPEN_TARGETS
+        else:
+            allowed = TRANSITIONS.get(old, frozenset())
+        if status not in allowed:
+            choices = ", ".join(sorted(allowed)) or "none"
+            raise ValidationError({"status": f"Cannot go from {old} to {status}; allowed: {choices}."})
+        if old in INTAKE and status == S.TRIAGED and r.final_category is None:
+            raise ValidationError({"status": "Verify the category first; verifying marks the report triaged."})
+        fields = ["status"]
+        r.status = status
+        if status == S.REJECTED:
+            previous_label = r.final_category
+            r.final_category, r.verified_by, r.verified_at = None, staff, timezone.now()
+            fields += ["final_category", "verified_by", "verified_at"]
+            record_event(report=r, actor=staff, action="reject", field="final_category",
+                         from_value=_slug(previous_label), to_value="no_issue",
+                         note=f"model said {r.predicted_label or 'nothing'}")
+        if old == S.DUPLICATE:
+            r.duplicate_of = None
+            fields.append("duplicate_of")
+        _save(r, fields)
+        record_event(report=r, actor=staff, action="reopen" if reopening else "status", field="status",
+                     from_value=old, to_value=status, note=note)
+    return r
+
+
+def report_mark_duplicate(*, report: Report, original: Report, staff: AbstractBaseUser,
+                          expected_version: int) -> Report:
+    """`report` becomes a duplicate of `original`; the citizen's page then shows the original's status."""
+    require(staff, "console.merge_duplicates")
+    if original.pk == report.pk:
+        raise ValidationError("A report cannot be a duplicate of itself.")
+    if original.status == S.DUPLICATE:
+        raise ValidationError(f"{original} is itself a duplicate; merge into "
+                              f"{original.duplicate_of or 'its original'} instead.")
+    with transaction.atomic():
+        r = _lock(report, expected_version)
+        if r.status in CLOSED:
+            raise ValidationError(f"This report is already {r.get_status_display().lower()}.")
+        if Report.objects.filter(duplicate_of=r).exists():
+            raise ValidationError("Other reports are duplicates of this one; merge the other way round.")
+        old = r.status
+        r.status, r.duplicate_of = S.DUPLICATE, original
+        _save(r, ["status", "duplicate_of"])
+        record_event(report=r, actor=staff, action="duplicate", field="duplicate_of",
+                     to_value=original.service_request_id)
+        record_event(report=r, actor=staff, action="status", field="status", from_value=old, to_value=S.DUPLICATE)
+    return r
+
+
+def report_add_note(*, report: Report, staff: AbstractBaseUser, text: str, public: bool) -> ReportEvent:
+    """Notes never conflict (append-only), so no version check. Public ones show in Open311 status_notes."""
+    require(staff, "console.add_note")
+    text = text.strip()
+    if not text:
+        raise ValidationError({"note": "The note is empty."})
+    if len(text) > 2000:
+        raise ValidationError({"note": "Notes are limited to 2000 characters."})
+    with transaction.atomic():
+        Report.objects.filter(pk=report.pk).update(updated_at=timezone.now())
+        return record_event(report=report, actor=staff, action="note", note=text, public=public)
+
+
+def report_assign(*, report: Report, staff: AbstractBaseUser, assignee: AbstractBaseUser | None, team: str,
+                  expected_version: int) -> Report:
+    """Assign to a person and/or a team; both empty unassigns."""
+    require(staff, "console.assign_report")
+    team = team.strip()
+    if assignee is not None and not assignee.has_perm("console.view_console"):
+        raise ValidationError({"assignee": f"{assignee.get_username()} is not console staff."})
+    with transaction.atomic():
+        r = _lock(report, expected_version)
+        current = ReportAssignment.objects.filter(report=r).first()
+        before = f"{current.assignee or ''}/{current.team}" if current else ""
+        if assignee is None and not team:
+            ReportAssignment.objects.filter(report=r).delete()
+            after = ""
+        else:
+            ReportAssignment.objects.update_or_create(report=r, defaults={
+                "assignee": assignee, "team": team, "assigned_by": staff, "assigned_at": timezone.now()})
+            after = f"{assignee.get_username() if assignee else ''}/{team}"
+        _save(r, [])
+        record_event(report=r, actor=staff, action="assign", field="assignment", from_value=before, to_value=after)
+    return r
+
+
+@dataclass
+class BulkResult:
+    done: list[str] = field(default_factory=list)  # references changed
+    conflicts: list[str] = field(default_factory=list)  # changed by someone else meanwhile
+    errors: dict[str, str] = field(default_factory=dict)  # reference -> reason
+
+
+def _bulk(selection: Iterable[tuple[int, int]], action) -> BulkResult:
+    """Apply `action(report, version)` to each (pk, version); each report in its own transaction,
+    so one conflict does not undo the rest."""
+    result = BulkResult()
+    selection = list(selection)
+    reports = Report.objects.in_bulk([pk for pk, _ in selection])
+    for pk, version in selection:
+        report = reports.get(pk)
+        if report is None:
+            continue
+        try:
+            action(report, version)
+        except VersionConflict:
+            result.conflicts.append(report.service_request_id)
+        except ValidationError as exc:
+            result.errors[report.service_request_id] = " ".join(exc.messages)
+        else:
+            result.done.append(report.service_request_id)
+    return result
+
+
+def report_bulk_verify(*, selection: Iterable[tuple[int, int]], staff: AbstractBaseUser,
+                       category: Category) -> BulkResult:
+    require(staff, "console.verify_report")
+    return _bulk(selection, lambda r, v: report_verify(report=r, staff=staff, category=category, expected_version=v))
+
+
+def report_bulk_set_status(*, selection: Iterable[tuple[int, int]], staff: AbstractBaseUser,
+                           status: str) -> BulkResult:
+    require(staff, "console.set_status")
+    return _bulk(selection, lambda r, v: report_set_status(report=r, staff=staff, status=status, expected_version=v))
+
+
+def category_set_threshold(*, category: Category, staff: AbstractBaseUser, threshold: float) -> Category:
+    """Applies to reports classified from now on; earlier routing is not redone."""
+    require(staff, "console.edit_thresholds")
+    old = category.auto_triage_threshold
+    category.auto_triage_threshold = threshold
+    category.full_clean()
+    category.save(update_fields=["auto_triage_threshold"])
+    logger.info("auto-triage threshold of %s changed %s -> %s by %s", category.slug, old, threshold, staff)
+    return category
+
+
+def retrain_available() -> bool:
+    try:
+        from classifier import tasks
+    except ImportError:
+        return False
+    return hasattr(tasks, "retrain")
+
+
+def model_retrain(*, staff: AbstractBaseUser) -> str:
+    """Enqueue the retrain task; returns the task result id."""
+    require(staff, "console.retrain_model")
+    if not retrain_available():
+        raise ValidationError("Retraining is not available yet (classifier.tasks.retrain is missing).")
+    from classifier.tasks import retrain
+
+    result = retrain.enqueue()
+    logger.info("retrain enqueued by %s: %s", staff, result.id)
+    return str(result.id)
+
+
+def model_rollback(*, staff: AbstractBaseUser):
+    """Reactivate the previously active model version (classifier.services does the work)."""
+    require(staff, "console.rollback_model")
+    from classifier.services import model_rollback as rollback
+
+    return rollback(user=staff)

@@ -1,0 +1,434 @@
+"""Staff console views: thin. Validate with a form, call one service or selector, render.
+
+Permissions: every view needs login and `console.view_console`; each action's
+own permission is checked by its service (PermissionDenied -> 403).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from reports.models import Category, Report
+
+from . import panel, selectors, services
+from .forms import (AssignForm, BulkForm, DuplicateForm, NoteForm, QueueFilterForm, StatusForm, ThresholdForm,
+                    VerifyForm)
+from .services import VersionConflict
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heif"}
+
+
+def staff_view(view):
+    """Login required (anonymous -> login page); logged-in users without console access get 403."""
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.has_perm("console.view_console"):
+            raise PermissionDenied("This account has no access to the staff console.")
+        return view(request, *args, **kwargs)
+    return wrapped
+
+
+def _filters(request):
+    form = QueueFilterForm(request.GET)
+    form.is_valid()  # invalid fields fall back to defaults; errors are shown next to them
+    return form, form.to_filters(request.user)
+
+
+def _filter_qs(request) -> str:
+    """The queue's query string without the page cursor, carried through report views."""
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    return params.urlencode()
+
+
+def _report(reference: str) -> Report:
+    report = selectors.console_report(reference)
+    if report is None:
+        raise Http404("No report with that reference")
+    return report
+
+
+# Queue ------------------------------------------------------------------------------------------
+
+@require_GET
+@staff_view
+def queue(request):
+    form, filters = _filters(request)
+    page = selectors.report_queue(filters=filters, cursor=request.GET.get("cursor", ""))
+    counts = selectors.queue_counts(filters)
+    qs = _filter_qs(request)
+    status_tabs = []
+    for value, label in [("", "Any status"), *Report.Status.choices]:
+        params = request.GET.copy()
+        params.pop("cursor", None)
+        params["status"] = value
+        n = sum(counts.by_status.values()) if not value else counts.by_status.get(value, 0)
+        status_tabs.append({"value": value, "label": label, "count": n, "qs": params.urlencode(),
+                            "current": filters.status == value})
+    return render(request, "console/queue.html", {
+        "form": form, "filters": filters, "page": page, "counts": counts, "qs": qs,
+        "status_tabs": status_tabs, "categories": Category.objects.filter(active=True),
+        "statuses": Report.Status.choices, "nav": "queue",
+    })
+
+
+@require_POST
+@staff_view
+def bulk(request):
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.values():
+            messages.error(request, " ".join(error))
+        return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
+    d = form.cleaned_data
+    if d["action"] == "verify":
+        result = services.report_bulk_verify(selection=d["selected"], staff=request.user, category=d["category"])
+        what = f"verified as {d['category'].name}"
+    else:
+        result = services.report_bulk_set_status(selection=d["selected"], staff=request.user, status=d["status"])
+        what = f"set to {Report.Status(d['status']).label}"
+    if result.done:
+        messages.success(request, f"{len(result.done)} report(s) {what}.")
+    if result.conflicts:
+        messages.warning(request, f"Changed by someone else meanwhile, not touched: {', '.join(result.conflicts)}.")
+    for ref, reason in result.errors.items():
+        messages.error(request, f"{ref}: {reason}")
+    return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
+
+
+# Report view and actions ------------------------------------------------------------------------
+
+def _detail_context(request, report: Report) -> dict:
+    form, filters = _filters(request)
+    categories = list(Category.objects.filter(active=True).order_by("order", "name"))
+    names = {c.slug: c.name for c in categories}
+    top_k = [(slug, names.get(slug, "Not a council issue" if slug == "no_issue" else slug), p, round(p * 100))
+             for slug, p in (report.predicted_top_k or [])]
+    probabilities = {slug: p for slug, p in (report.predicted_top_k or [])}
+    user = request.user
+    allowed = services.allowed_statuses(report, user)
+    location = {"lat": report.location.y, "lon": report.location.x}
+    exif = {"lat": report.exif_location.y, "lon": report.exif_location.x} if report.exif_location else None
+    return {
+        "report": report,
+        "qs": _filter_qs(request),
+        "filters": filters,
+        "events": selectors.report_events(report),
+        "top_k": top_k,
+        "keyed_categories": [(str(i + 1), c, probabilities.get(c.slug)) for i, c in enumerate(categories[:9])],
+        "other_categories": categories[9:],
+        "all_categories": categories,
+        "suggestion": report.predicted_category,
+        "suggests_no_issue": report.predicted_label == "no_issue",
+        "statuses": [(s, Report.Status(s).label) for s in allowed],
+        "can_reject": Report.Status.REJECTED in allowed,
+        "nav": "queue",
+        "next": selectors.queue_neighbour(report=report, filters=filters),
+        "previous": selectors.queue_neighbour(report=report, filters=filters, previous=True),
+        "assignment": getattr(report, "assignment", None),
+        "note_form": NoteForm(),
+        "map_data": {"location": location, "exif": exif, "distance_m": report.exif_distance_m},
+        "can": {p: user.has_perm(f"console.{p}") for p in (
+            "verify_report", "set_status", "add_note", "assign_report", "reopen_report", "merge_duplicates",
+            "view_contact")},
+        "staff_users": _staff_users() if user.has_perm("console.assign_report") else [],
+        "teams": sorted({c.group for c in categories if c.group}),
+    }
+
+
+def _staff_users():
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    perm = Q(groups__permissions__codename="view_console") | Q(user_permissions__codename="view_console")
+    return get_user_model().objects.filter(Q(is_superuser=True) | perm, is_active=True).distinct().order_by("username")
+
+
+def _render_detail(request, report: Report, *, status: int = 200, error: str = "", conflict: Report | None = None):
+    context = _detail_context(request, report)
+    context.update(error=error, conflict=conflict)
+    return render(request, "console/report.html", context, status=status)
+
+
+@require_GET
+@staff_view
+def report_detail(request, reference: str):
+    return _render_detail(request, _report(reference))
+
+
+def _act(request, reference: str, form_class, action, *, go_next: bool = False):
+    """Shared POST handling: validate, run the service, then PRG.
+    409 with the current state on a version conflict; 400 with the reason on a refused change."""
+    report = _report(reference)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        message = "; ".join(f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in form.errors.items())
+        return _render_detail(request, report, status=400, error=message)
+    try:
+        done = action(report, form.cleaned_data)
+    except VersionConflict as exc:
+        return _render_detail(request, _report(reference), status=409, conflict=exc.current)
+    except ValidationError as exc:
+        return _render_detail(request, _report(reference), status=400, error=" ".join(exc.messages))
+    messages.success(request, f"{report.service_request_id}: {done}")
+    qs = _filter_qs(request)
+    if go_next:
+        _, filters = _filters(request)
+        following = selectors.queue_neighbour(report=report, filters=filters)
+        if following is not None:
+            return redirect(f"{reverse('console:report', args=[following.service_request_id])}?{qs}")
+        messages.info(request, "That was the last report in this queue.")
+        return redirect(f"{reverse('console:queue')}?{qs}")
+    return redirect(f"{reverse('console:report', args=[report.service_request_id])}?{qs}")
+
+
+@require_POST
+@staff_view
+def verify(request, reference: str):
+    def action(report, d):
+        services.report_verify(report=report, staff=request.user, category=d["category"],
+                               expected_version=d["version"])
+        return f"labelled {d['category'].name}."
+    return _act(request, reference, VerifyForm, action, go_next=True)
+
+
+@require_POST
+@staff_view
+def set_status(request, reference: str):
+    def action(report, d):
+        services.report_set_status(report=report, staff=request.user, status=d["status"],
+                                   expected_version=d["version"], note=d["note"])
+        return f"status {Report.Status(d['status']).label}."
+    # Rejecting from the review queue is a triage decision: move on like verify does.
+    go_next = request.POST.get("status") == Report.Status.REJECTED
+    return _act(request, reference, StatusForm, action, go_next=go_next)
+
+
+@require_POST
+@staff_view
+def assign(request, reference: str):
+    def action(report, d):
+        services.report_assign(report=report, staff=request.user, assignee=d["assignee"], team=d["team"],
+                               expected_version=d["version"])
+        return "assignment saved."
+    return _act(request, reference, AssignForm, action)
+
+
+@require_POST
+@staff_view
+def mark_duplicate(request, reference: str):
+    def action(report, d):
+        original = selectors.console_report(d["original"])
+        if original is None:
+            raise ValidationError(f"No report {d['original']!r}.")
+        services.report_mark_duplicate(report=report, original=original, staff=request.user,
+                                       expected_version=d["version"])
+        return f"marked as a duplicate of {original.service_request_id}."
+    return _act(request, reference, DuplicateForm, action)
+
+
+@require_POST
+@staff_view
+def add_note(request, reference: str):
+    report = _report(reference)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, report, status=400, error=" ".join(form.errors.get("note", ["Invalid note."])))
+    try:
+        services.report_add_note(report=report, staff=request.user, text=form.cleaned_data["note"],
+                                 public=form.cleaned_data["public"])
+    except ValidationError as exc:
+        return _render_detail(request, report, status=400, error=" ".join(exc.messages))
+    if request.headers.get("HX-Request"):
+        return render(request, "console/_events.html", {"events": selectors.report_events(report)})
+    return redirect(f"{reverse('console:report', args=[report.service_request_id])}?{_filter_qs(request)}")
+
+
+@require_GET
+@staff_view
+def duplicates(request, reference: str):
+    report = _report(reference)
+    return render(request, "console/duplicates.html", {
+        "report": report, "candidates": selectors.duplicate_candidates(report), "qs": _filter_qs(request),
+        "radius": selectors.duplicate_radius(), "can_merge": request.user.has_perm("console.merge_duplicates"),
+        "nav": "queue",
+    })
+
+
+# Photos: both served only to staff. Originals keep their GPS and camera metadata.
+
+def _file_response(field, content_type: str, filename: str):
+    try:
+        handle = field.storage.open(field.name, "rb")
+    except FileNotFoundError:
+        raise Http404("Photo file missing") from None
+    response = FileResponse(handle, content_type=content_type, filename=filename)
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+@staff_view
+def photo_original(request, reference: str):
+    report = _report(reference)
+    response = _file_response(report.photo_original, CONTENT_TYPES.get(report.photo_format, "application/octet-stream"),
+                              report.photo_original.name.rsplit("/", 1)[-1])
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@staff_view
+def photo_public(request, reference: str):
+    report = _report(reference)
+    field = report.photo_thumbnail if request.GET.get("size") == "thumb" else report.photo_public
+    response = _file_response(field, "image/jpeg", f"{report.service_request_id}.jpg")
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+# Map and exports ---------------------------------------------------------------------------------
+
+@require_GET
+@staff_view
+def map_view(request):
+    form, _ = _filters(request)
+    colours = selectors.category_colours()
+    legend = [(c.name, c.slug, colours.get(c.slug)) for c in Category.objects.all()]
+    return render(request, "console/map.html", {"form": form, "legend": legend, "qs": _filter_qs(request),
+                                                "nav": "map"})
+
+
+@require_GET
+@staff_view
+def map_geojson(request):
+    form, filters = _filters(request)
+    if form.errors.get("bbox"):
+        return JsonResponse({"detail": form.errors["bbox"][0]}, status=400)
+    return JsonResponse(selectors.map_features(filters))
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+EXPORT_FIELDS = ["reference", "status", "created_at", "latitude", "longitude", "citizen_category",
+                 "predicted_label", "predicted_probability", "final_category", "verified_by", "verified_at",
+                 "duplicate_of", "address", "description"]
+CONTACT_FIELDS = ["reporter_name", "reporter_email"]
+
+
+def _export_rows(request):
+    _, filters = _filters(request)
+    contact = request.user.has_perm("console.view_contact")
+    qs = (selectors.filtered_reports(filters).order_by("created_at", "pk")
+          .select_related("citizen_category", "final_category", "verified_by", "duplicate_of"))
+    for r in qs.iterator(chunk_size=2000):
+        row = {
+            "reference": r.service_request_id, "status": r.status, "created_at": r.created_at.isoformat(),
+            "latitude": r.location.y, "longitude": r.location.x,
+            "citizen_category": r.citizen_category.slug if r.citizen_category else "",
+            "predicted_label": r.predicted_label, "predicted_probability": r.predicted_probability,
+            "final_category": r.final_category.slug if r.final_category else (
+                "no_issue" if r.status == Report.Status.REJECTED else ""),
+            "verified_by": r.verified_by.get_username() if r.verified_by else "",
+            "verified_at": r.verified_at.isoformat() if r.verified_at else "",
+            "duplicate_of": r.duplicate_of.service_request_id if r.duplicate_of else "",
+            "address": r.address, "description": r.description,
+        }
+        if contact:
+            row.update(reporter_name=r.reporter_name, reporter_email=r.reporter_email)
+        yield row
+
+
+@require_GET
+@staff_view
+def export_csv(request):
+    fields = EXPORT_FIELDS + (CONTACT_FIELDS if request.user.has_perm("console.view_contact") else [])
+    writer = csv.DictWriter(_Echo(), fieldnames=fields)
+
+    def lines():
+        yield writer.writeheader()
+        for row in _export_rows(request):
+            yield writer.writerow(row)
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="reports.csv"'
+    return response
+
+
+@require_GET
+@staff_view
+def export_geojson(request):
+    def chunks():
+        yield '{"type": "FeatureCollection", "features": ['
+        for i, row in enumerate(_export_rows(request)):
+            feature = {"type": "Feature", "geometry": {"type": "Point",
+                                                       "coordinates": [row.pop("longitude"), row.pop("latitude")]},
+                       "properties": row}
+            yield ("," if i else "") + json.dumps(feature)
+        yield "]}"
+    response = StreamingHttpResponse(chunks(), content_type="application/geo+json")
+    response["Content-Disposition"] = 'attachment; filename="reports.geojson"'
+    return response
+
+
+# Model panel ---------------------------------------------------------------------------------------
+
+@require_GET
+@staff_view
+def model_panel(request):
+    return render(request, "console/model.html", {**panel.model_panel_context(request.user), "nav": "model"})
+
+
+@require_POST
+@staff_view
+def set_threshold(request):
+    services.require(request.user, "console.edit_thresholds")
+    form = ThresholdForm(request.POST)
+    if form.is_valid():
+        try:
+            category = services.category_set_threshold(category=form.cleaned_data["category"], staff=request.user,
+                                                       threshold=form.cleaned_data["threshold"])
+            messages.success(request, f"Auto-triage threshold for {category.name} is now "
+                                      f"{category.auto_triage_threshold:.2f}.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    else:
+        messages.error(request, "Thresholds are probabilities between 0 and 1.")
+    return redirect("console:model")
+
+
+@require_POST
+@staff_view
+def retrain(request):
+    try:
+        task_id = services.model_retrain(staff=request.user)
+        messages.success(request, f"Retraining queued (task {task_id}).")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("console:model")
+
+
+@require_POST
+@staff_view
+def rollback(request):
+    try:
+        version = services.model_rollback(staff=request.user)
+        messages.success(request, f"Rolled back: {version.version} is active again.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("console:model")
+
+

@@ -1,0 +1,139 @@
+"""Staff actions: labels, workflow, duplicates, notes, assignment, conflicts."""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from console import services
+from console.models import ReportAssignment
+from console.services import VersionConflict
+from reports.models import Report
+from reports.selectors import public_notes, public_status
+
+from .conftest import category
+
+S = Report.Status
+
+
+@pytest.mark.django_db
+def test_verify_agreeing_with_model_sets_label_and_triages(triager, make_report):
+    report = make_report(predicted="pothole")
+    done = services.report_verify(report=report, staff=triager, category=category("pothole"), expected_version=1)
+    done.refresh_from_db()
+    assert (done.final_category.slug, done.verified_by, done.status, done.version) == ("pothole", triager, S.TRIAGED, 2)
+    assert done.verified_at is not None
+    event = done.events.get(action="verify")
+    assert (event.field, event.from_value, event.to_value, event.actor) == ("final_category", "", "pothole", triager)
+
+
+@pytest.mark.django_db
+def test_correcting_the_model_is_recorded_as_a_correction(triager, make_report):
+    report = make_report(predicted="pothole")
+    services.report_verify(report=report, staff=triager, category=category("graffiti"), expected_version=1)
+    assert report.events.filter(action="correct", to_value="graffiti").exists()
+
+
+@pytest.mark.django_db
+def test_stale_version_raises_conflict_and_writes_nothing(triager, supervisor, make_report):
+    report = make_report()
+    services.report_verify(report=report, staff=supervisor, category=category("graffiti"), expected_version=1)
+    with pytest.raises(VersionConflict) as exc:
+        services.report_verify(report=report, staff=triager, category=category("pothole"), expected_version=1)
+    assert exc.value.current.final_category.slug == "graffiti"
+    report.refresh_from_db()
+    assert (report.final_category.slug, report.verified_by, report.version) == ("graffiti", supervisor, 2)
+    assert report.events.filter(actor=triager).count() == 0
+
+
+@pytest.mark.django_db
+def test_second_staff_member_gets_409_with_the_current_state(client, triager, supervisor, make_report):
+    report = make_report()
+    url = reverse("console:verify", args=[report.service_request_id])
+    client.force_login(supervisor)
+    assert client.post(url, {"version": 1, "category": "graffiti"}).status_code == 302
+    client.force_login(triager)
+    response = client.post(url, {"version": 1, "category": "pothole"})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "someone else changed this report first" in html
+    assert "Graffiti" in html and "sam" in html and 'name="version" value="2"' in html
+    report.refresh_from_db()
+    assert report.final_category.slug == "graffiti"
+
+
+@pytest.mark.django_db
+def test_allowed_transitions_follow_the_workflow(triager, make_report):
+    report = make_report()
+    with pytest.raises(ValidationError, match="Cannot go from needs_review to fixed"):
+        services.report_set_status(report=report, staff=triager, status=S.FIXED, expected_version=1)
+    with pytest.raises(ValidationError, match="Verify the category first"):
+        services.report_set_status(report=report, staff=triager, status=S.TRIAGED, expected_version=1)
+    report = services.report_verify(report=report, staff=triager, category=category("pothole"), expected_version=1)
+    report = services.report_set_status(report=report, staff=triager, status=S.IN_PROGRESS, expected_version=2)
+    with pytest.raises(ValidationError):  # duplicate only through report_mark_duplicate
+        services.report_set_status(report=report, staff=triager, status=S.DUPLICATE, expected_version=3)
+    report = services.report_set_status(report=report, staff=triager, status=S.FIXED, expected_version=3)
+    assert report.status == S.FIXED
+
+
+@pytest.mark.django_db
+def test_rejecting_records_a_no_issue_label(triager, make_report):
+    report = make_report(predicted="no_issue")
+    report = services.report_set_status(report=report, staff=triager, status=S.REJECTED, expected_version=1)
+    assert (report.status, report.final_category, report.verified_by) == (S.REJECTED, None, triager)
+    assert report.events.filter(action="reject", to_value="no_issue").exists()
+    with pytest.raises(ValidationError, match="reopen it"):
+        services.report_verify(report=report, staff=triager, category=category("pothole"),
+                               expected_version=report.version)
+
+
+@pytest.mark.django_db
+def test_mark_duplicate_points_the_citizen_at_the_original(supervisor, make_report):
+    original = make_report(status=S.IN_PROGRESS)
+    dup = make_report(lat=51.50002)
+    dup = services.report_mark_duplicate(report=dup, original=original, staff=supervisor, expected_version=1)
+    assert (dup.status, dup.duplicate_of) == (S.DUPLICATE, original)
+    assert public_status(dup) == original
+    assert dup.events.filter(action="duplicate", to_value=original.service_request_id).exists()
+    with pytest.raises(ValidationError, match="itself a duplicate"):
+        services.report_mark_duplicate(report=original, original=dup, staff=supervisor, expected_version=1)
+
+
+@pytest.mark.django_db
+def test_public_notes_reach_the_public_record_private_ones_do_not(triager, make_report):
+    report = make_report()
+    services.report_add_note(report=report, staff=triager, text="Crew booked for Monday", public=True)
+    services.report_add_note(report=report, staff=triager, text="Caller was rude", public=False)
+    assert [e.note for e in public_notes(report)] == ["Crew booked for Monday"]
+
+
+@pytest.mark.django_db
+def test_assignment_to_person_and_team(supervisor, triager, make_report):
+    report = make_report()
+    report = services.report_assign(report=report, staff=supervisor, assignee=triager, team="Roads", expected_version=1)
+    a = ReportAssignment.objects.get(report=report)
+    assert (a.assignee, a.team, a.assigned_by, report.version) == (triager, "Roads", supervisor, 2)
+    services.report_assign(report=report, staff=supervisor, assignee=None, team="", expected_version=2)
+    assert not ReportAssignment.objects.filter(report=report).exists()
+    assert report.events.filter(action="assign").count() == 2
+
+
+@pytest.mark.django_db
+def test_bulk_verify_skips_conflicts_and_changes_the_rest(triager, make_report):
+    a, b, c = make_report(), make_report(lat=51.6), make_report(lat=51.7)
+    result = services.report_bulk_verify(selection=[(a.pk, 1), (b.pk, 99), (c.pk, 1)], staff=triager,
+                                         category=category("pothole"))
+    assert sorted(result.done) == sorted([a.service_request_id, c.service_request_id])
+    assert result.conflicts == [b.service_request_id]
+    assert Report.objects.filter(final_category__slug="pothole").count() == 2
+
+
+@pytest.mark.django_db
+def test_bulk_status_through_the_queue_form(client, triager, make_report):
+    a, b = make_report(predicted="pothole"), make_report(lat=51.6)
+    client.force_login(triager)
+    response = client.post(reverse("console:bulk"), {"action": "status", "status": "rejected",
+                                                     "selected": [f"{a.pk}:1", f"{b.pk}:1"]})
+    assert response.status_code == 302
+    assert set(Report.objects.values_list("status", flat=True)) == {S.REJECTED}
