@@ -90,3 +90,10 @@ def export_model(
 def read_metadata(model_dir: Path) -> dict:
     """The parsed ``metadata.json`` of a model directory."""
     return json.loads((Path(model_dir) / "metadata.json").read_text())
+
+
+def update_metrics(model_dir: Path, metrics: dict) -> None:
+    """Replace the ``metrics`` block of a model directory's metadata.json (model.onnx and its hash untouched)."""
+    meta = read_metadata(model_dir)
+    meta["metrics"] = metrics
+    (Path(model_dir) / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")

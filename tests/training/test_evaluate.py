@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+import torch
+
+from classifier.preprocess import PreprocessSpec, decode, preprocess
+from training.cli import main
+from training.data import load_samples
+from training.evaluate import onnx_logits
+from training.export import export_model
+from training.model import create_model
+
+SPEC = PreprocessSpec(input_size=64, resize_size=72)
+
+
+def _exported(tmp_path, temperature=1.0):
+    model = create_model(3, pretrained=True).eval()
+    export_model(model, classes=["graffiti", "no_issue", "pothole"], out_dir=tmp_path / "m", preprocess=SPEC,
+                 temperature=temperature)
+    return model, tmp_path / "m"
+
+
+def test_evaluate_json_prints_one_object_with_the_schema(image_folder, tmp_path, capsys):
+    _, model_dir = _exported(tmp_path, temperature=1.3)
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(image_folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "n_images"} <= set(report)
+    assert report["n_images"] == 24 and report["temperature"] == 1.3
+    assert set(report["per_class"]["pothole"]) == {"precision", "recall", "f1", "support"}
+    assert np.array(report["confusion_matrix"]).sum() == 24
+    assert (model_dir / "confusion_matrix.png").stat().st_size and (model_dir / "reliability.png").stat().st_size
+
+
+def test_evaluate_rejects_labels_the_model_does_not_know(image_folder, tmp_path, capsys):
+    _, model_dir = _exported(tmp_path)
+    (image_folder / "graffiti").rename(image_folder / "litter")
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(image_folder)]) == 2
+    assert "graffiti, no_issue, pothole" in capsys.readouterr().err
+
+
+def test_eval_transform_gives_the_serving_logits(image_folder, tmp_path):
+    model, model_dir = _exported(tmp_path)
+    paths = [s.path for s in load_samples(image_folder)[:4]]
+    served = np.stack([preprocess(decode(p), SPEC) for p in paths])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(served)).numpy()
+    assert np.abs(onnx_logits(model_dir, paths) - expected).max() <= 1e-4

@@ -1,0 +1,39 @@
+"""The one training configuration; every field is also a ``train`` CLI flag."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # ImageFolder tree or .jsonl/.csv manifest
+    out: str = ""  # model directory to write (model.onnx, metadata.json, config.json, ...)
+    seed: int = 0  # seeds the per-class sampling, validation split, augmentation and init
+    split_seed: int = 0  # seeds the holdout split only, so every --seed shares one holdout
+    holdout_per_class: int = 0  # images per class held out (never trained on) and evaluated at the end
+    per_class: int | None = None  # labelled images per class to use (few-label runs); None = all
+    val_fraction: float = 0.2  # share of each class's training images used for early stopping + temperature
+    pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
+    linear_probe: bool = False  # phase 1 only: a linear head on frozen features
+    image_size: int = 224  # network input side, pixels
+    resize_size: int = 256  # shorter side before the centre crop (224/256 = timm's crop_pct 0.875)
+    interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
+    label_smoothing: float = 0.1  # cross-entropy label smoothing, both phases
+    phase1_epochs: int = 100  # head-only epochs on cached features (nearly free)
+    phase1_lr: float = 3e-3  # AdamW learning rate of the head in phase 1
+    cache_views: int = 2  # feature views per training image: the eval crop + (n - 1) augmented ones
+    epochs: int = 6  # phase 2 epochs (fine-tuning with gradual unfreezing)
+    epoch_images: int = 256  # images per phase 2 epoch (class-balanced draw with replacement)
+    lr: float = 1e-3  # phase 2 learning rate of the classifier; lower groups get lr / lr_decay**depth
+    lr_decay: float = 2.6  # ratio between the LRs of adjacent layer groups (ULMFiT 2.6; timm decay 0.75 = 1.33)
+    unfreeze_per_epoch: int = 2  # layer groups unfrozen per phase 2 epoch, from the top down
+    weight_decay: float = 0.01  # AdamW weight decay, both phases
+    batch_size: int = 32  # phase 2 batch size (phase 1 uses 4x)
+    patience: int = 2  # phase 2 epochs without validation-loss improvement before stopping
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    device: str = "auto"  # auto, cpu or cuda (mixed precision on cuda)
+    parent_version: str | None = None  # version this model was fine-tuned after (metadata)
+    version: str | None = None  # model version string; None = generated
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,165 @@
+"""Datasets: ImageFolder trees and manifests, seeded stratified splits, transforms, sampling.
+
+A manifest is JSONL (one object per line) or CSV (with a header row) with the
+columns ``path`` (relative to the manifest's folder, or absolute), ``label``
+(class slug), ``report_id`` (optional) and ``split`` (``train``, ``val`` or
+``holdout``; empty means ``train``). docs/TRAINING.md describes it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, to_array
+
+SPLITS = ("train", "val", "holdout")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+    report_id: str | None = None
+    split: str = "train"  # one of SPLITS
+
+
+def load_samples(source: Path) -> list[Sample]:
+    """Samples from an ImageFolder tree (``<class>/<image>``) or a ``.jsonl``/``.csv`` manifest."""
+    source = Path(source)
+    if source.is_dir():
+        return [
+            Sample(path=p, label=class_dir.name)
+            for class_dir in sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+            for p in sorted(class_dir.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    if source.suffix == ".jsonl":
+        rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    elif source.suffix == ".csv":
+        with source.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        raise ValueError(f"unknown data source {source}; give a folder, a .jsonl or a .csv manifest")
+    samples = []
+    for n, row in enumerate(rows, 1):
+        split = row.get("split") or "train"
+        if split not in SPLITS:
+            raise ValueError(f"{source} row {n}: unknown split {split!r}; choose {', '.join(SPLITS)}")
+        report_id = row.get("report_id")
+        samples.append(
+            Sample(
+                path=source.parent / row["path"],
+                label=str(row["label"]),
+                report_id=None if report_id in (None, "") else str(report_id),
+                split=split,
+            )
+        )
+    return samples
+
+
+def write_manifest(samples: Iterable[Sample], path: Path) -> None:
+    """Write ``samples`` as a JSONL manifest (absolute paths)."""
+    lines = (
+        json.dumps({"path": str(Path(s.path).resolve()), "label": s.label, "report_id": s.report_id, "split": s.split})
+        for s in samples
+    )
+    Path(path).write_text("".join(line + "\n" for line in lines))
+
+
+def class_names(samples: Iterable[Sample]) -> list[str]:
+    """Sorted class slugs: the model's output order."""
+    return sorted({s.label for s in samples})
+
+
+def stratified_take(
+    samples: Sequence[Sample], *, seed: int, per_class: int | None = None, fraction: float | None = None
+) -> tuple[list[Sample], list[Sample]]:
+    """Split into (taken, rest), taking ``per_class`` or ``fraction`` (at least one) of each class, seeded.
+
+    With ``per_class`` a class with fewer images gives all of them. The
+    result depends only on the seed and the set of samples, not their order.
+    """
+    by_class: dict[str, list[Sample]] = defaultdict(list)
+    for s in sorted(samples, key=lambda s: (s.label, str(s.path))):
+        by_class[s.label].append(s)
+    rng = np.random.default_rng(seed)
+    taken, rest = [], []
+    for label in sorted(by_class):
+        items = by_class[label]
+        order = rng.permutation(len(items))
+        n = per_class if per_class is not None else max(1, round(fraction * len(items)))
+        taken += [items[i] for i in order[:n]]
+        rest += [items[i] for i in order[n:]]
+    return taken, rest
+
+
+def balanced_indices(labels: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices drawn with replacement so that every class is equally likely."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    weights = 1.0 / counts[labels]
+    return rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
+
+
+def summary(samples: Sequence[Sample], source: str) -> dict:
+    """The ``training_data`` block of metadata.json."""
+    return {"n_images": len(samples), "per_class": dict(sorted(Counter(s.label for s in samples).items())), "source": source}
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+
+def eval_transform(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """The serving transform, exactly: resize, centre crop, normalise."""
+    return preprocess(img, spec, fast_decode=False)
+
+
+def load_for_training(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray, Image.Image]:
+    """Decode once: the eval-transformed array, and a copy shrunk to ``resize_size`` for augmentation."""
+    img = decode(path)
+    small = img.copy()
+    scale = spec.resize_size / min(img.size)
+    if scale < 1:
+        small = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BILINEAR)
+    return eval_transform(img, spec), small
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Train-time augmentation for street photos: no vertical flips, no rotations."""
+
+    scale: tuple[float, float] = (0.35, 1.0)  # area of the random crop, share of the image
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio of the random crop
+    hflip: float = 0.5  # probability of a horizontal flip
+    jitter: float = 0.3  # brightness/contrast/saturation factors drawn from [1 - j, 1 + j]
+
+    def __call__(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> np.ndarray:
+        crop = self._random_resized_crop(img, spec, rng)
+        if rng.random() < self.hflip:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        for enhancer in rng.permutation([ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]):
+            crop = enhancer(crop).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
+        return to_array(crop, spec)
+
+    def _random_resized_crop(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> Image.Image:
+        w, h = img.size
+        for _ in range(10):
+            area = w * h * rng.uniform(*self.scale)
+            aspect = np.exp(rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1])))
+            cw, ch = round(np.sqrt(area * aspect)), round(np.sqrt(area / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                left, top = rng.integers(0, w - cw + 1), rng.integers(0, h - ch + 1)
+                break
+        else:  # fall back to the centre square
+            cw = ch = min(w, h)
+            left, top = (w - cw) // 2, (h - ch) // 2
+        size = (spec.input_size, spec.input_size)
+        return img.resize(size, INTERPOLATIONS[spec.interpolation], box=(left, top, left + cw, top + ch))

@@ -1,0 +1,90 @@
+"""Evaluate an exported model directory with ONNX Runtime: what is evaluated is what is served."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from classifier.preprocess import PreprocessSpec  # noqa: E402
+from training.data import Sample, eval_transform  # noqa: E402
+from training.export import read_metadata  # noqa: E402
+from training.metrics import classification_report, ece, reliability_bins, softmax  # noqa: E402
+
+BATCH = 32
+
+
+def onnx_logits(model_dir: Path, paths: Sequence[Path]) -> np.ndarray:
+    """Raw logits of ``model.onnx`` for images, preprocessed as serving does (metadata's spec)."""
+    meta = read_metadata(model_dir)
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = [np.zeros((0, len(meta["classes"])), np.float32)]
+    for start in tqdm(range(0, len(paths), BATCH), desc="evaluate", leave=False):
+        batch = np.stack([eval_transform(p, spec) for p in paths[start:start + BATCH]])
+        out.append(session.run(["logits"], {"input": batch})[0])
+    return np.concatenate(out)
+
+
+def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Path | None = None) -> dict:
+    """Metrics of the model on ``samples`` with the metadata temperature; writes two PNGs.
+
+    Every sample label must be one of the model's classes. The plots
+    (``confusion_matrix.png``, ``reliability.png``) go to ``plots_dir``,
+    by default the model directory.
+    """
+    meta = read_metadata(model_dir)
+    classes = meta["classes"]
+    unknown = sorted({s.label for s in samples} - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not classes of this model; it knows {', '.join(classes)}")
+    labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
+    logits = onnx_logits(model_dir, [s.path for s in samples])
+    probs = softmax(logits, meta["temperature"])
+    report = classification_report(labels, probs, classes)
+    report["ece_uncalibrated"] = ece(softmax(logits), labels) if len(labels) else 0.0
+    report["temperature"] = meta["temperature"]
+    report["model_version"] = meta["version"]
+    plots_dir = Path(plots_dir or model_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plot_confusion_matrix(np.array(report["confusion_matrix"]), classes, plots_dir / "confusion_matrix.png")
+    plot_reliability(probs, labels, plots_dir / "reliability.png", title=f"ECE {report['ece']:.3f} (T = {meta['temperature']:.2f})")
+    return report
+
+
+def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.2 * len(classes) + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), n in np.ndenumerate(cm):
+        ax.text(j, i, str(n), ha="center", va="center", color="white" if n > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(probs: np.ndarray, labels: np.ndarray, path: Path, *, title: str) -> None:
+    bins = reliability_bins(probs, labels)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.bar([b["lower"] for b in bins], [b["accuracy"] for b in bins], width=[b["upper"] - b["lower"] for b in bins],
+           align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C1", label="mean confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,321 @@
+"""The training recipe: cached-feature head training, gradual unfreezing, temperature scaling.
+
+Phase 1 trains the new head on a frozen backbone. The backbone runs in eval
+mode (BatchNorm statistics frozen) exactly once per cached view, so the
+head epochs cost almost nothing. Phase 2 unfreezes layer groups from the top
+down, ``unfreeze_per_epoch`` per epoch, with layer-wise learning rates
+``lr / lr_decay**depth`` (depth 0 = classifier); BatchNorm statistics stay
+frozen. The epoch with the lowest validation loss is kept, and a temperature
+is fitted on the validation split.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from classifier.preprocess import PreprocessSpec
+from training import data
+from training.config import TrainConfig
+from training.export import export_model, update_metrics
+from training.metrics import classification_report, ece, fit_temperature, softmax
+from training.model import create_model, features, layer_groups
+
+log = logging.getLogger("training")
+
+
+@dataclass
+class Split:
+    train: list[data.Sample]
+    val: list[data.Sample]
+    holdout: list[data.Sample]
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    temperature: float
+    val_metrics: dict
+    history: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall-clock per phase
+
+
+def spec_for(config: TrainConfig) -> PreprocessSpec:
+    return PreprocessSpec(input_size=config.image_size, resize_size=config.resize_size, interpolation=config.interpolation)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    choices = ("auto", "cpu", "cuda")
+    if name not in choices:
+        raise ValueError(f"unknown device {name!r}; choose {', '.join(choices)}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def split_samples(samples: Sequence[data.Sample], config: TrainConfig) -> Split:
+    """Holdout first (manifest ``holdout`` rows + ``holdout_per_class`` seeded by ``split_seed``), then the rest.
+
+    Only what is left after the holdout is sampled (``per_class``) and split
+    into train/val (manifest ``val`` rows, else ``val_fraction`` of each class).
+    """
+    holdout = [s for s in samples if s.split == "holdout"]
+    pool = [s for s in samples if s.split != "holdout"]
+    if config.holdout_per_class:
+        extra, pool = data.stratified_take(pool, per_class=config.holdout_per_class, seed=config.split_seed)
+        holdout += extra
+    if config.per_class is not None:
+        pool, _ = data.stratified_take(pool, per_class=config.per_class, seed=config.seed)
+    val = [s for s in pool if s.split == "val"]
+    train = [s for s in pool if s.split != "val"]
+    if not val and config.val_fraction > 0:
+        val, train = data.stratified_take(train, fraction=config.val_fraction, seed=config.seed)
+    as_split = lambda items, name: [data.Sample(s.path, s.label, s.report_id, name) for s in items]  # noqa: E731
+    return Split(as_split(train, "train"), as_split(val, "val"), as_split(holdout, "holdout"))
+
+
+def set_trainable(model: nn.Module, top_groups: int, *, train_bn: bool) -> None:
+    """Train only the ``top_groups`` highest layer groups; BatchNorm layers stay in eval mode unless ``train_bn``."""
+    groups = layer_groups(model)
+    for i, (_, modules) in enumerate(groups):
+        trainable = i >= len(groups) - top_groups
+        for module in modules:
+            module.requires_grad_(trainable)
+    model.train()
+    if not train_bn:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def param_groups(model: nn.Module, lr: float, lr_decay: float, weight_decay: float) -> list[dict]:
+    """One optimizer group per layer group; the classifier gets ``lr``, each group below it ``/ lr_decay`` more."""
+    groups = layer_groups(model)
+    return [
+        {"name": name, "params": [p for m in modules for p in m.parameters()],
+         "lr": lr / lr_decay ** (len(groups) - 1 - i), "weight_decay": weight_decay}
+        for i, (name, modules) in enumerate(groups)
+    ]
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class Images:
+    """Decoded training/validation images: eval arrays for features, small copies for augmentation."""
+
+    def __init__(self, samples: Sequence[data.Sample], spec: PreprocessSpec, classes: list[str], desc: str):
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            loaded = list(tqdm(pool.map(lambda s: data.load_for_training(s.path, spec), samples),
+                               total=len(samples), desc=f"decode {desc}", leave=False))
+        self.eval_arrays = np.stack([a for a, _ in loaded]) if loaded else np.zeros((0, 3, spec.input_size, spec.input_size), np.float32)
+        self.small: list[Image.Image] = [img for _, img in loaded]
+        self.labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
+
+
+class Recipe:
+    """Runs the two phases on decoded images; see the module docstring."""
+
+    def __init__(self, config: TrainConfig, classes: list[str], device: torch.device):
+        self.config, self.classes, self.device = config, classes, device
+        self.spec = spec_for(config)
+        self.augment = data.Augment()
+        self.rng = np.random.default_rng(config.seed)
+        self.amp = device.type == "cuda"
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    @torch.no_grad()
+    def forward_batches(self, fn, arrays: np.ndarray, desc: str) -> torch.Tensor:
+        out = []
+        for sl in tqdm(list(_batches(len(arrays), self.config.batch_size * 2)), desc=desc, leave=False):
+            with self._autocast():
+                out.append(fn(torch.from_numpy(arrays[sl]).to(self.device)).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def phase1(self, model: nn.Module, train: Images, val: Images) -> list[dict]:
+        """Train the classifier on cached features of a frozen, eval-mode backbone."""
+        cfg = self.config
+        model.eval()
+        model.requires_grad_(False)
+        views = [train.eval_arrays] + [
+            np.stack([self.augment(img, self.spec, self.rng) for img in train.small]) for _ in range(cfg.cache_views - 1)
+        ]
+        feats = torch.cat([self.forward_batches(lambda x: features(model, x), v, "features") for v in views])
+        labels = torch.from_numpy(np.tile(train.labels, len(views)))
+        val_feats = self.forward_batches(lambda x: features(model, x), val.eval_arrays, "val features")
+        head = model.get_classifier()
+        head.requires_grad_(True)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.phase1_lr, weight_decay=cfg.weight_decay)
+        history, best = [], (math.inf, copy.deepcopy(head.state_dict()))
+        for epoch in tqdm(range(cfg.phase1_epochs), desc="phase 1", leave=False):
+            order = data.balanced_indices(labels.numpy(), len(labels), self.rng)
+            for sl in _batches(len(order), cfg.batch_size * 4):
+                idx = torch.from_numpy(order[sl])
+                f, y = feats[idx].to(self.device), labels[idx].to(self.device)
+                loss = F.cross_entropy(head(f), y, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                val_loss = self._val_loss(head(val_feats.to(self.device)), val.labels) if len(val.labels) else -epoch
+            history.append({"phase": 1, "epoch": epoch + 1, "train_loss": loss.item(), "val_loss": val_loss})
+            if val_loss < best[0]:
+                best = (val_loss, copy.deepcopy(head.state_dict()))
+        head.load_state_dict(best[1])
+        return history
+
+    def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> list[dict]:
+        """Fine-tune with gradual unfreezing and layer-wise LRs (all layers, uniform LR, BN training from scratch)."""
+        cfg = self.config
+        n_groups = len(layer_groups(model))
+        decay = cfg.lr_decay if pretrained else 1.0
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, decay, cfg.weight_decay))
+        steps_per_epoch = math.ceil(cfg.epoch_images / cfg.batch_size)
+        total = max(1, steps_per_epoch * cfg.epochs)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        history, best, stale = [], (math.inf, copy.deepcopy(model.state_dict())), 0
+        for epoch in range(cfg.epochs):
+            top = min(n_groups, 1 + cfg.unfreeze_per_epoch * (epoch + 1)) if pretrained else n_groups
+            set_trainable(model, top, train_bn=not pretrained)
+            order = data.balanced_indices(train.labels, cfg.epoch_images, self.rng)
+            bar = tqdm(list(_batches(len(order), cfg.batch_size)), desc=f"phase 2 epoch {epoch + 1}", leave=False)
+            for sl in bar:
+                idx = order[sl]
+                x = torch.from_numpy(np.stack([self.augment(train.small[i], self.spec, self.rng) for i in idx]))
+                y = torch.from_numpy(train.labels[idx])
+                with self._autocast():
+                    loss = F.cross_entropy(model(x.to(self.device)).float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            model.eval()
+            val_loss = self._val_loss(self.forward_batches(model, val.eval_arrays, "val"), val.labels) if len(val.labels) else -epoch
+            history.append({"phase": 2, "epoch": epoch + 1, "unfrozen_groups": top, "train_loss": loss.item(), "val_loss": val_loss})
+            log.info("phase 2 epoch %d: %d groups trainable, val loss %.4f", epoch + 1, top, val_loss)
+            if val_loss < best[0]:
+                best, stale = (val_loss, copy.deepcopy(model.state_dict())), 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        model.load_state_dict(best[1])
+        model.eval()
+        return history
+
+    @staticmethod
+    def _val_loss(logits: torch.Tensor, labels: np.ndarray) -> float:
+        return float(F.cross_entropy(logits.float().cpu(), torch.from_numpy(labels)))
+
+    def fit(self, train_samples: Sequence[data.Sample], val_samples: Sequence[data.Sample]) -> Trained:
+        cfg = self.config
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        train = Images(train_samples, self.spec, self.classes, "train")
+        val = Images(val_samples, self.spec, self.classes, "val")
+        seconds["decode"] = time.perf_counter() - start
+        model = create_model(len(self.classes), pretrained=cfg.pretrained).to(self.device)
+        history = []
+        if cfg.pretrained:
+            start = time.perf_counter()
+            history += self.phase1(model, train, val)
+            seconds["phase1"] = time.perf_counter() - start
+        if not cfg.linear_probe:
+            start = time.perf_counter()
+            history += self.phase2(model, train, val, pretrained=cfg.pretrained)
+            seconds["phase2"] = time.perf_counter() - start
+        start = time.perf_counter()
+        model.eval()
+        temperature, val_metrics = 1.0, {}
+        if len(val.labels):
+            logits = self.forward_batches(model, val.eval_arrays, "val").numpy()
+            temperature = fit_temperature(logits, val.labels)
+            val_metrics = classification_report(val.labels, softmax(logits, temperature), self.classes)
+            val_metrics["ece_before"] = ece(softmax(logits), val.labels)
+            val_metrics["ece_after"] = val_metrics["ece"]
+        seconds["calibrate"] = time.perf_counter() - start
+        return Trained(model.cpu(), temperature, val_metrics, history, seconds)
+
+
+def run(config: TrainConfig) -> Path:
+    """Split, train, calibrate, export and (with a holdout) evaluate; returns the model directory.
+
+    The directory gets ``model.onnx`` and ``metadata.json`` (the model) and,
+    beside them, ``config.json`` (resolved config), ``split.jsonl`` (which
+    image went where), ``history.json`` and, with a holdout, the evaluation.
+    """
+    from training.evaluate import evaluate_model  # evaluate imports matplotlib: only when needed
+
+    wall = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    samples = data.load_samples(Path(config.data))
+    classes = data.class_names(samples)
+    if len(classes) < 2:
+        raise ValueError(f"need at least two classes, found {classes}")
+    split = split_samples(samples, config)
+    data.write_manifest(split.train + split.val + split.holdout, out / "split.jsonl")
+    log.info("classes %s; train %d, val %d, holdout %d on %s", classes, len(split.train), len(split.val), len(split.holdout), device)
+
+    trained = Recipe(config, classes, device).fit(split.train, split.val)
+    start = time.perf_counter()
+    metrics = {"val": trained.val_metrics, "seconds": trained.seconds}
+    if trained.val_metrics:
+        metrics |= {"ece_before": trained.val_metrics["ece_before"], "ece_after": trained.val_metrics["ece_after"]}
+    export_model(
+        trained.model,
+        classes=classes,
+        out_dir=out,
+        preprocess=spec_for(config),
+        temperature=trained.temperature,
+        version=config.version,
+        metrics=metrics,
+        training_data=data.summary(split.train + split.val, config.data),
+        parent_version=config.parent_version,
+    )
+    trained.seconds["export"] = time.perf_counter() - start
+    if split.holdout:
+        start = time.perf_counter()
+        holdout = evaluate_model(out, split.holdout)
+        (out / "evaluation.json").write_text(json.dumps(holdout, indent=2) + "\n")
+        metrics |= {k: holdout[k] for k in ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "n_images")}
+        metrics["evaluated_on"] = "holdout"
+        trained.seconds["evaluate"] = time.perf_counter() - start
+    trained.seconds["total"] = time.perf_counter() - wall
+    update_metrics(out, metrics)
+    (out / "history.json").write_text(json.dumps(trained.history, indent=2) + "\n")
+    log.info("wrote %s in %.0f s (%s)", out, trained.seconds["total"], {k: round(v, 1) for k, v in trained.seconds.items()})
+    return out
+
