@@ -22,8 +22,8 @@ class TrainConfig:
     phase1_epochs: int = 100  # head-only epochs on cached features (nearly free)
     phase1_lr: float = 3e-3  # AdamW learning rate of the head in phase 1
     cache_views: int = 2  # feature views per training image: the eval crop + (n - 1) augmented ones
-    epochs: int = 6  # phase 2 epochs (fine-tuning with gradual unfreezing)
-    epoch_images: int = 256  # images per phase 2 epoch (class-balanced draw with replacement)
+    epochs: int = 4  # phase 2 epochs (fine-tuning with gradual unfreezing)
+    epoch_images: int = 160  # images per phase 2 epoch (class-balanced draw with replacement)
     lr: float = 1e-3  # phase 2 learning rate of the classifier; lower groups get lr / lr_decay**depth
     lr_decay: float = 2.6  # ratio between the LRs of adjacent layer groups (ULMFiT 2.6; timm decay 0.75 = 1.33)
     unfreeze_per_epoch: int = 2  # layer groups unfrozen per phase 2 epoch, from the top down
