@@ -38,3 +38,21 @@ class ModelVersion(models.Model):
     @property
     def directory(self):
         return settings.MODEL_ROOT / self.path
+
+
+class TrainingSplit(models.Model):
+    """Which side of the frozen holdout a verified report is on. Assigned once, never changed."""
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        HOLDOUT = "holdout", "Holdout"
+
+    report = models.OneToOneField("reports.Report", on_delete=models.CASCADE, related_name="training_split")
+    split = models.CharField(max_length=8, choices=Split.choices)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["split"])]
+
+    def __str__(self) -> str:
+        return f"{self.report_id}: {self.split}"

@@ -74,6 +74,7 @@ def report_create(
     channel: str = Report.Channel.WEB,
     media_url: str = "",
     actor_label: str = "citizen",
+    classify: bool = True,
 ) -> Intake:
     """Validate everything, then store the report, its three photo files and a
     `created` event in one transaction; classification is enqueued after commit.
@@ -148,7 +149,8 @@ def report_create(
                 report=report, actor_label=actor_label, action="created",
                 field="status", to_value=report.status,
             )
-            transaction.on_commit(lambda: enqueue_classification(report.pk))
+            if classify:
+                transaction.on_commit(lambda: enqueue_classification(report.pk))
     except BaseException:
         for f in saved:
             f.storage.delete(f.name)

@@ -150,6 +150,18 @@ CLASSIFIER_BATCH_SIZE = env.int("CLASSIFIER_BATCH_SIZE", default=16)  # reports 
 CLASSIFIER_BATCH_WAIT_MS = env.int("CLASSIFIER_BATCH_WAIT_MS", default=0)  # ms a worker waits to fill a batch
 CLASSIFIER_RETRIES = 3  # attempts per task on transient failure
 
+# Retraining (manage.py retrain, nightly from deploy/). The training runs in a
+# subprocess with TRAINING_PYTHON, so the web environment never imports torch.
+TRAINING_PYTHON = env("TRAINING_PYTHON", default="")  # empty = this interpreter
+TRAINING_ARGS = env.list("TRAINING_ARGS", default=[])  # extra `python -m training train` flags
+RETRAIN_DIR = env.path("RETRAIN_DIR", default=BASE_DIR / ".local" / "retrain")  # exports, candidates, reports
+RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verified labels since the active model
+RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
+RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active
+RETRAIN_MIN_MACRO_F1 = env.float("RETRAIN_MIN_MACRO_F1", default=0.5)  # first model ever: sanity floor
+HOLDOUT_SHARE = 0.2  # share of each label's verified reports frozen into the holdout
+HOLDOUT_MIN_PER_LABEL = 5  # labels with fewer verified reports get no holdout yet
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
