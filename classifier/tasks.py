@@ -44,3 +44,11 @@ def classify_pending_task() -> int:
     from .services import classify_pending
 
     return classify_pending()
+
+
+@task()
+def retrain_task(force: bool = True) -> dict:
+    """'Retrain now' from the console; the same run as the nightly `manage.py retrain`."""
+    from .retrain import retrain
+
+    return retrain(force=force)
