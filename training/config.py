@@ -19,8 +19,8 @@ class TrainConfig:
     resize_size: int = 256  # shorter side before the centre crop (224/256 = timm's crop_pct 0.875)
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
     label_smoothing: float = 0.1  # cross-entropy label smoothing, both phases
-    phase1_epochs: int = 100  # head-only epochs on cached features (nearly free)
-    phase1_lr: float = 3e-3  # AdamW learning rate of the head in phase 1
+    phase1_epochs: int = 300  # head-only epochs on cached features (nearly free)
+    phase1_lr: float = 3e-2  # AdamW learning rate of the head in phase 1
     cache_views: int = 2  # feature views per training image: the eval crop + (n - 1) augmented ones
     epochs: int = 4  # phase 2 epochs (fine-tuning with gradual unfreezing)
     epoch_images: int = 160  # images per phase 2 epoch (class-balanced draw with replacement)
