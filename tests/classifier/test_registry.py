@@ -184,3 +184,16 @@ def test_healthz_shows_active_model_and_providers(client, model_dir):
     body = client.get("/healthz").json()
     assert body["active_model"] == "v1" and body["classifier"] == "ok"
     assert "CPUExecutionProvider" in body["providers"]
+
+
+def test_thank_you_page_shows_the_suggestion_once_known(client, model_dir, unique_jpeg):
+    Category.objects.update(auto_triage_threshold=0.0)
+    activate(model_register(source_dir=model_dir("v1")).version)
+    report = new_report(unique_jpeg)
+    report.refresh_from_db()
+    page = client.get(f"/report/{report.service_request_id}/thanks/").content.decode()
+    if report.predicted_category and report.predicted_probability >= 0.5:
+        assert f"Looks like: <strong>{report.predicted_category.name}</strong>" in page
+    else:
+        assert "Our team will take a look" in page
+    assert "data-poll" not in page  # nothing left to wait for
