@@ -11,6 +11,7 @@ from django.contrib.gis.geos import Polygon
 from django.contrib.gis.measure import D
 from django.db.models import BooleanField, Count, FloatField, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from reports.models import Category, Report
 from reports.photos import hamming
@@ -48,6 +49,10 @@ class QueueFilters:
     sort: str = "confidence"
 
 
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
 def _category_q(slug: str, which: str) -> Q:
     category_id = Category.objects.filter(slug=slug).values_list("pk", flat=True).first()
     if category_id is None:
@@ -78,14 +83,19 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
         qs = qs.filter(_status_q(filters.status))
     if filters.category:
         qs = qs.filter(_category_q(filters.category, filters.category_field))
-    if filters.min_confidence is not None:
-        qs = qs.filter(predicted_probability__gte=filters.min_confidence)
-    if filters.max_confidence is not None:
-        qs = qs.filter(predicted_probability__lte=filters.max_confidence)
+    if filters.min_confidence is not None or filters.max_confidence is not None:
+        # On the sort expression, so the queue index can seek to the range.
+        qs = qs.alias(confidence=RawSQL(CONFIDENCE_SQL, [], output_field=FloatField())).filter(
+            predicted_probability__isnull=False)
+        if filters.min_confidence is not None:
+            qs = qs.filter(confidence__gte=filters.min_confidence)
+        if filters.max_confidence is not None:
+            qs = qs.filter(confidence__lte=filters.max_confidence)
+    # Local-day bounds as timestamps (not created_at::date), so the created_at index applies.
     if filters.date_from:
-        qs = qs.filter(created_at__date__gte=filters.date_from)
+        qs = qs.filter(created_at__gte=_day_start(filters.date_from))
     if filters.date_to:
-        qs = qs.filter(created_at__date__lte=filters.date_to)
+        qs = qs.filter(created_at__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
     if filters.bbox:
         qs = qs.filter(location__bboverlaps=Polygon.from_bbox(filters.bbox))
     if filters.disagree:
@@ -146,8 +156,9 @@ class Page:
 
 def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
     """One page of the queue. Keyset pagination: cost does not grow with the page number."""
-    qs = filtered_reports(filters).select_related(
-        "final_category", "predicted_category", "citizen_category", "assignment__assignee")
+    qs = (filtered_reports(filters)
+          .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee")
+          .defer("location", "exif_location", "predicted_top_k", "description", "address", "media_url"))
     key = decode_cursor(cursor, filters.sort) if cursor else None
     if key is not None:
         qs = _after(qs, filters.sort, key)
@@ -175,19 +186,36 @@ class QueueCounts:
 
 
 def queue_counts(filters: QueueFilters) -> QueueCounts:
-    """Two aggregate queries: statuses (GROUP BY, index-only) and the flags within the current filter."""
-    by_status = dict(filtered_reports(filters, ignore_status=True).order_by()
-                     .values_list("status").annotate(n=Count("*")).values_list("status", "n"))
-    flags = filtered_reports(replace(filters, disagree=False, possibly_not_issue=False, auto_triaged=False)).aggregate(
-        total=Count("pk"),
-        disagree=Count("pk", filter=Q(citizen_model_disagree=True)),
-        possibly_not_issue=Count("pk", filter=Q(possibly_not_issue=True)),
-        auto_triaged=Count("pk", filter=Q(auto_triaged=True)),
-    )
-    filtered_total = filtered_reports(filters).count() if any(
-        (filters.disagree, filters.possibly_not_issue, filters.auto_triaged)) else flags["total"]
-    return QueueCounts(by_status=by_status, total=filtered_total, disagree=flags["disagree"],
-                       possibly_not_issue=flags["possibly_not_issue"], auto_triaged=flags["auto_triaged"])
+    """One GROUP BY status over the rows matching every filter but status: tab counts,
+    and, summed over the statuses the status filter selects, the flag counts."""
+    active_flags = Q()
+    for flag in ("citizen_model_disagree", "possibly_not_issue", "auto_triaged"):
+        if getattr(filters, "disagree" if flag == "citizen_model_disagree" else flag):
+            active_flags &= Q(**{flag: True})
+    rows = (filtered_reports(replace(filters, disagree=False, possibly_not_issue=False, auto_triaged=False),
+                             ignore_status=True)
+            .order_by().values("status")
+            .annotate(n=Count("pk"), matching=Count("pk", filter=active_flags) if active_flags else Count("pk"),
+                      disagree=Count("pk", filter=Q(citizen_model_disagree=True) & active_flags),
+                      possibly_not_issue=Count("pk", filter=Q(possibly_not_issue=True) & active_flags),
+                      auto_triaged=Count("pk", filter=Q(auto_triaged=True) & active_flags)))
+    by_status: dict[str, int] = {}
+    sums = dict(total=0, disagree=0, possibly_not_issue=0, auto_triaged=0)
+    for row in rows:
+        by_status[row["status"]] = row["matching"]
+        if _status_selected(row["status"], filters.status):
+            sums["total"] += row["matching"]
+            for key in ("disagree", "possibly_not_issue", "auto_triaged"):
+                sums[key] += row[key]
+    return QueueCounts(by_status=by_status, **sums)
+
+
+def _status_selected(status: str, wanted: str) -> bool:
+    if not wanted:
+        return True
+    if wanted == "open":
+        return status not in Report.CLOSED_STATUSES
+    return status == wanted
 
 
 def console_report(reference: str) -> Report | None:

@@ -59,6 +59,8 @@ def allowed_statuses(report: Report, user: AbstractBaseUser) -> list[str]:
         targets = REOPEN_TARGETS if user.has_perm("console.reopen_report") else frozenset()
     else:
         targets = TRANSITIONS.get(report.status, frozenset())
+        if report.status in INTAKE and report.final_category_id is None:
+            targets = targets - {S.TRIAGED}  # verifying is how a report gets triaged
     return [value for value, _ in S.choices if value in targets]
 
 

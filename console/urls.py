@@ -10,6 +10,7 @@ urlpatterns = [
                                                 redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("", views.queue, name="queue"),
+    path("counts/", views.counts, name="counts"),
     path("bulk/", views.bulk, name="bulk"),
     path("map/", views.map_view, name="map"),
     path("map/reports.geojson", views.map_geojson, name="map-geojson"),

@@ -63,23 +63,38 @@ def _report(reference: str) -> Report:
 @require_GET
 @staff_view
 def queue(request):
+    """Rows only; the counts arrive from `counts` by htmx, so paging never waits for them."""
     form, filters = _filters(request)
     page = selectors.report_queue(filters=filters, cursor=request.GET.get("cursor", ""))
-    counts = selectors.queue_counts(filters)
-    qs = _filter_qs(request)
-    status_tabs = []
+    return render(request, "console/queue.html", {
+        "form": form, "filters": filters, "page": page, "qs": _filter_qs(request),
+        "status_tabs": _status_tabs(request, filters), "categories": Category.objects.filter(active=True),
+        "statuses": Report.Status.choices, "nav": "queue",
+    })
+
+
+def _status_tabs(request, filters, counts=None) -> list[dict]:
+    tabs = []
     for value, label in [("", "Any status"), *Report.Status.choices]:
         params = request.GET.copy()
         params.pop("cursor", None)
         params["status"] = value
-        n = sum(counts.by_status.values()) if not value else counts.by_status.get(value, 0)
-        status_tabs.append({"value": value, "label": label, "count": n, "qs": params.urlencode(),
-                            "current": filters.status == value})
-    return render(request, "console/queue.html", {
-        "form": form, "filters": filters, "page": page, "counts": counts, "qs": qs,
-        "status_tabs": status_tabs, "categories": Category.objects.filter(active=True),
-        "statuses": Report.Status.choices, "nav": "queue",
-    })
+        count = None
+        if counts is not None:
+            count = sum(counts.by_status.values()) if not value else counts.by_status.get(value, 0)
+        tabs.append({"value": value, "label": label, "count": count, "qs": params.urlencode(),
+                     "current": filters.status == value})
+    return tabs
+
+
+@require_GET
+@staff_view
+def counts(request):
+    """Counts per status tab and per flag for the current filters (htmx out-of-band fragment)."""
+    _, filters = _filters(request)
+    result = selectors.queue_counts(filters)
+    return render(request, "console/_counts.html", {"counts": result,
+                                                    "status_tabs": _status_tabs(request, filters, result)})
 
 
 @require_POST

@@ -63,7 +63,8 @@ def make_report(db):
         updates = dict(status=status, predicted_label=predicted or "", predicted_probability=probability,
                        predicted_category=Category.objects.filter(slug=predicted).first() if predicted else None,
                        predicted_top_k=[[predicted, probability], ["graffiti", 0.1]] if predicted else None,
-                       model_version="v1" if predicted else "", **fields)
+                       model_version="v1" if predicted else "")
+        updates.update(fields)
         if phash is not None:
             updates["photo_phash"] = phash
         Report.objects.filter(pk=report.pk).update(**updates)

@@ -6,7 +6,8 @@
   var queueLink = document.getElementById("queue-here");
   var filters = new URLSearchParams(window.location.search);
   filters.delete("bbox");
-  var map = L.map("staff-map").setView(cfg.center, 13);
+  // maxZoom on the map itself: markercluster needs it when there is no tile layer.
+  var map = L.map("staff-map", {maxZoom: 19}).setView(cfg.center, 14);
   if (cfg.tiles) L.tileLayer(cfg.tiles, {maxZoom: 19, attribution: cfg.attribution}).addTo(map);
   var clusters = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 40});
   map.addLayer(clusters);
