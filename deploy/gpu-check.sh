@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Check the classifier on a GPU machine; prints one JSON object, exits non-zero on a failed check.
+#
+#   deploy/gpu-check.sh [MODEL_DIR] [IMAGES_DIR]
+#
+# Needs, installed beforehand (this script installs nothing):
+#   - a venv with the project and the gpu extra: pip install -e '.[gpu]'
+#     (onnxruntime-gpu ONLY: with the CPU wheel also present the check fails, as the service would)
+#   - an NVIDIA driver + the CUDA/cuDNN libraries onnxruntime-gpu is built for
+#   - without MODEL_DIR: the train extra too (torch, timm, onnx), to export a test model
+# PYTHON selects the interpreter (default: python). Without IMAGES_DIR, 12 MP JPEGs are synthesised.
+#
+# Checks: 1. CUDAExecutionProvider is the session's first provider with DEVICE=cuda (reported
+# too: whether every node runs on it, i.e. a session with CPU fallback disabled builds);
+# 2. CPU and CUDA probabilities agree: max abs diff <= 1e-3 on the same photos;
+# 3. reports batched throughput: model alone and end to end (bytes -> probabilities).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+MODEL_DIR=${1:-}
+IMAGES_DIR=${2:-}
+
+if [[ -z "$MODEL_DIR" ]]; then
+    MODEL_DIR=$(mktemp -d)/model
+    "$PYTHON" -c 'import sys; from tests.fixtures_models import export_test_model; export_test_model(sys.argv[1])' "$MODEL_DIR" >&2
+fi
+
+exec "$PYTHON" - "$MODEL_DIR" "$IMAGES_DIR" <<'PY'
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from classifier.onnx import OnnxClassifier, check_single_runtime
+from classifier.preprocess import decode
+
+MAX_PROB_DIFF = 1e-3
+model_dir, images_dir = Path(sys.argv[1]), sys.argv[2]
+check_single_runtime()
+import onnxruntime as ort  # noqa: E402  (after the check: a mixed install can fail at import)
+
+failures = []
+
+
+def synthetic_photos(n=16):
+    rng = np.random.default_rng(0)
+    photos = []
+    for _ in range(n):
+        small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(small).resize((4032, 3024), Image.Resampling.BICUBIC), dtype=np.int16)
+        img = np.clip(img + rng.integers(-8, 9, img.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(img).save(out, "JPEG", quality=90)
+        photos.append(out.getvalue())
+    return photos
+
+
+if images_dir:
+    files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".heic"})
+    photos = [p.read_bytes() for p in files[:64]]
+else:
+    photos = synthetic_photos()
+
+cuda = OnnxClassifier(model_dir, {"DEVICE": "cuda"})
+cpu = OnnxClassifier(model_dir, {"DEVICE": "cpu"})
+providers = cuda.providers
+if providers[0] != "CUDAExecutionProvider":
+    failures.append(f"CUDA session uses {providers}")
+
+# A session that may not fall back to CPU builds only if every node has a CUDA kernel.
+opts = ort.SessionOptions()
+opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+try:
+    ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    all_nodes_on_cuda = True
+except Exception:  # onnxruntime's own exception types; informational: ORT may keep tiny shape ops on CPU
+    all_nodes_on_cuda = False
+
+p_cuda, p_cpu = cuda.predict_proba(photos), cpu.predict_proba(photos)
+max_diff = float(np.abs(p_cuda - p_cpu).max())
+if max_diff > MAX_PROB_DIFF:
+    failures.append(f"CPU and CUDA probabilities differ by {max_diff:.2e} > {MAX_PROB_DIFF}")
+
+
+def gpu_name():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        return out.stdout.strip() or ort.get_device()
+    except OSError:
+        return ort.get_device()
+
+
+def throughput(fn, batch, images_per_call, seconds=5.0):
+    fn(batch)  # warm-up (cuDNN autotuning, allocations)
+    latencies, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn(batch)
+        latencies.append(time.perf_counter() - t)
+    p50, p90, p99 = np.percentile(np.array(latencies) * 1000, [50, 90, 99])
+    return {"batch": images_per_call, "images_per_s": images_per_call * len(latencies) / sum(latencies),
+            "latency_ms": {"p50": p50, "p90": p90, "p99": p99}}
+
+
+arrays = np.stack([cuda.preprocess(p) for p in photos])
+model_alone = {
+    str(bs): throughput(cuda.run_arrays, np.resize(arrays, (bs, *arrays.shape[1:])), bs) for bs in (1, 8, 32)
+}
+batch = [photos[i % len(photos)] for i in range(64)]
+report = {
+    "ok": not failures,
+    "failures": failures,
+    "gpu": gpu_name(),
+    "onnxruntime": ort.__version__,
+    "providers": providers,
+    "all_nodes_on_cuda": all_nodes_on_cuda,
+    "photos": len(photos),
+    "photo_size": list(decode(photos[0]).size),
+    "max_abs_prob_diff_cpu_vs_cuda": max_diff,
+    "model_alone_cuda": model_alone,
+    "end_to_end_cuda_batch64": throughput(cuda.predict_proba, batch, len(batch), seconds=10.0),
+    "end_to_end_cpu_batch64": throughput(cpu.predict_proba, batch, len(batch), seconds=10.0),
+}
+print(json.dumps(report, indent=2))
+sys.exit(0 if report["ok"] else 1)
+PY
