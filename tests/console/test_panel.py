@@ -80,3 +80,24 @@ def test_supervisor_rollback_reactivates_the_previous_model(client, supervisor, 
     assert client.post(reverse("console:rollback")).status_code == 302
     assert ModelVersion.objects.get(status="active").version == "v0"
     assert ModelVersion.objects.get(version="v1").status == "rejected"
+
+
+@pytest.mark.django_db
+def test_supervisor_retrain_now_enqueues_the_retrain_task(client, supervisor, monkeypatch):
+    from classifier import tasks
+
+    calls = []
+
+    class Result:
+        id = "task-1"
+
+    class FakeTask:  # the real one would train a model right here (immediate backend)
+        def enqueue(self, **kwargs):
+            calls.append(kwargs)
+            return Result()
+
+    monkeypatch.setattr(tasks, "retrain_task", FakeTask())
+    client.force_login(supervisor)
+    response = client.post(reverse("console:retrain"), follow=True)
+    assert calls == [{"force": True}]
+    assert "Retraining queued (task task-1)" in response.content.decode()
