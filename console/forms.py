@@ -83,8 +83,17 @@ class VersionForm(forms.Form):
 
 
 class VerifyForm(VersionForm):
-    category = forms.ModelChoiceField(queryset=Category.objects.filter(active=True), to_field_name="slug",
-                                      error_messages={"invalid_choice": "Choose one of the active categories."})
+    category = forms.CharField(max_length=100)
+
+    def clean_category(self) -> Category:
+        """A slug (buttons, the search list) or a name typed into the search box."""
+        value = self.cleaned_data["category"].strip()
+        active = Category.objects.filter(active=True)
+        found = active.filter(slug=value).first() or active.filter(name__iexact=value).first()
+        if found is None:
+            names = ", ".join(active.values_list("name", flat=True))
+            raise forms.ValidationError(f"Unknown category {value!r}; choose one of: {names}.")
+        return found
 
 
 class StatusForm(VersionForm):

@@ -137,3 +137,15 @@ def test_bulk_status_through_the_queue_form(client, triager, make_report):
                                                      "selected": [f"{a.pk}:1", f"{b.pk}:1"]})
     assert response.status_code == 302
     assert set(Report.objects.values_list("status", flat=True)) == {S.REJECTED}
+
+
+@pytest.mark.django_db
+def test_category_search_accepts_a_typed_name_and_explains_a_typo(client, triager, make_report):
+    report = make_report(predicted="pothole")
+    url = reverse("console:verify", args=[report.service_request_id])
+    client.force_login(triager)
+    response = client.post(url, {"version": 1, "category": "pot hole"})
+    assert response.status_code == 400 and "Unknown category" in response.content.decode()
+    assert client.post(url, {"version": 1, "category": "street light"}).status_code == 302
+    report.refresh_from_db()
+    assert report.final_category.slug == "streetlight"
