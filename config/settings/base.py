@@ -122,6 +122,9 @@ MAP_TILE_URL = env("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{
 MAP_TILE_ATTRIBUTION = env("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 MAP_DEFAULT_CENTER = env.list("MAP_DEFAULT_CENTER", cast=float, default=[51.5074, -0.1278])  # lat, lon
 
+# Console: duplicate candidates within this distance of a report, metres.
+DUPLICATE_RADIUS_M = env.float("DUPLICATE_RADIUS_M", default=50)
+
 # Rate limit for citizen submissions per client IP (django-ratelimit syntax).
 REPORT_RATE_LIMIT = env("REPORT_RATE_LIMIT", default="20/h")
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
