@@ -288,4 +288,4 @@ def map_features(filters: QueueFilters, *, limit: int = 2000) -> dict:
 
 
 def duplicate_radius() -> float:
-    return float(getattr(settings, "DUPLICATE_RADIUS_M", 50))
+    return settings.DUPLICATE_RADIUS_M
