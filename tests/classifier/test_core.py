@@ -215,3 +215,14 @@ def test_a_classifier_used_before_a_fork_builds_a_new_session_in_the_child(onnx_
         answer = pipe.read()
     os.waitpid(pid, 0)
     assert answer == b"ok"
+
+
+def test_the_core_imports_neither_django_nor_torch_nor_onnxruntime_up_front():
+    import subprocess
+
+    code = (
+        "import sys, classifier.onnx, classifier.preprocess, classifier.cli; "
+        "print(sorted(m for m in ('django', 'torch', 'training', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
