@@ -42,12 +42,12 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature in [0.2, 10] minimising the NLL of ``softmax(logits / T)``.
+    """The temperature in [0.02, 20] minimising the NLL of ``softmax(logits / T)``.
 
     A log-spaced grid then a finer grid around the best point: deterministic,
     and well behaved on the tiny validation sets of few-label runs.
     """
-    grid = np.geomspace(0.2, 10.0, 121)
+    grid = np.geomspace(0.02, 20.0, 181)
     best = grid[np.argmin([nll(logits, labels, t) for t in grid])]
     fine = np.geomspace(max(grid[0], best / 1.06), min(grid[-1], best * 1.06), 41)
     return float(fine[np.argmin([nll(logits, labels, t) for t in fine])])

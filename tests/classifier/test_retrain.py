@@ -127,7 +127,7 @@ def test_retrain_end_to_end_trains_evaluates_and_promotes(tmp_path, settings):
     second run is compared with it on the same frozen holdout."""
     settings.RETRAIN_DIR = tmp_path / "runs"
     settings.RETRAIN_MIN_NEW_LABELS = 1
-    settings.TRAINING_ARGS = ["--phase1-epochs", "30", "--epochs", "1", "--epoch-images", "16", "--cache-views", "1",
+    settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1",
                               "--batch-size", "8", "--image-size", "96", "--resize-size", "110"]
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 10)))
     first = retrain()

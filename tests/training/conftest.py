@@ -30,7 +30,7 @@ def tiny_config():
     """Build a config small enough to train in a couple of seconds on 64 px images."""
 
     def build(data: Path, out: Path, **overrides) -> TrainConfig:
-        values = dict(data=str(data), out=str(out), image_size=64, resize_size=72, phase1_epochs=5, cache_views=2,
+        values = dict(data=str(data), out=str(out), image_size=64, resize_size=72, cache_views=2,
                       epochs=2, epoch_images=12, batch_size=6, threads=2)
         return TrainConfig(**(values | overrides))
 
