@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--batch", type=int, default=16, help="photos per predict() call in the batched runs")
     b.add_argument("--n", type=int, default=64, help="photos per measurement (the folder's are cycled)")
     b.add_argument("--torch-checkpoint", type=Path, help="state_dict of training.model.create_model for the naive baseline")
+    b.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads in the baseline; 1 is its fastest here (2 OpenMP threads took ~2 s a forward)")
 
     args = parser.parse_args(argv)
     options = {"DEVICE": args.device, "INTRA_OP_THREADS": args.intra_op_threads, "WORKERS": args.workers,
@@ -57,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "predict":
         return predict_files(classifier, args.files)
-    report = bench(classifier, _image_files(args.images), batch=args.batch, n=args.n, torch_checkpoint=args.torch_checkpoint)
+    report = bench(classifier, _image_files(args.images), batch=args.batch, n=args.n,
+                   torch_checkpoint=args.torch_checkpoint, torch_threads=args.torch_threads)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -100,7 +103,13 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def bench(
-    classifier: OnnxClassifier, files: Sequence[Path], *, batch: int, n: int, torch_checkpoint: Path | None = None
+    classifier: OnnxClassifier,
+    files: Sequence[Path],
+    *,
+    batch: int,
+    n: int,
+    torch_checkpoint: Path | None = None,
+    torch_threads: int = 1,
 ) -> dict[str, Any]:
     """Measure the pipeline on ``n`` photos cycled from ``files``; see the module docstring."""
     payloads = [files[i % len(files)].read_bytes() for i in range(n)]
@@ -143,7 +152,7 @@ def bench(
     }
     report["end_to_end_over_bound"] = e2e_b["images_per_s"] / report["bound_images_per_s"]
     if torch_checkpoint is not None:
-        naive = naive_baseline(classifier, torch_checkpoint, payloads)
+        naive = naive_baseline(classifier, torch_checkpoint, payloads, threads=torch_threads)
         report["naive_baseline"] = naive
         report["speedup_vs_naive"] = {
             "batched": e2e_b["images_per_s"] / naive["images_per_s"],
@@ -152,7 +161,9 @@ def bench(
     return report
 
 
-def naive_baseline(classifier: OnnxClassifier, checkpoint: Path, payloads: Sequence[bytes]) -> dict[str, Any]:
+def naive_baseline(
+    classifier: OnnxClassifier, checkpoint: Path, payloads: Sequence[bytes], *, threads: int = 1
+) -> dict[str, Any]:
     """Full-resolution decode + training eval transform + torch eager, one photo at a time.
 
     ``checkpoint`` is a ``state_dict`` (or a dict holding one under
@@ -163,6 +174,7 @@ def naive_baseline(classifier: OnnxClassifier, checkpoint: Path, payloads: Seque
 
     from training.model import create_model
 
+    torch.set_num_threads(threads)
     model, spec = classifier.model, classifier.model.spec
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     net = create_model(len(model.classes), pretrained=False)
