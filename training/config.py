@@ -14,8 +14,7 @@ class TrainConfig:
     per_class: int | None = None  # labelled images per class to use (few-label runs); None = all
     val_fraction: float = 0.2  # share of each class's training images used for early stopping + temperature
     min_val_per_class: int = 20  # below this many images in any class, no val split: all images train, phase 2 is
-    # skipped (nothing to stop it early on) and the temperature comes from cross-validating the head
-    cv_folds: int = 5  # folds for that cross-validated temperature
+    # skipped (nothing to stop it early on) and the temperature stays 1 (the head's own calibration)
     pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
     linear_probe: bool = False  # phase 1 only: a linear head on frozen features
     image_size: int = 224  # network input side, pixels

@@ -206,28 +206,8 @@ class Recipe:
             train_loss = float(F.cross_entropy(head(feats), labels))
             val_feats = self.forward_batches(lambda x: features(model, x), val.eval_arrays, "val features")
             val_loss = self._val_loss(head(val_feats.to(self.device)), val.labels) if len(val.labels) else float("nan")
-        self.cached = (feats, labels, len(train.labels))
         log.info("phase 1: head fitted on %d feature rows, train loss %.4f, val loss %.4f", len(labels), train_loss, val_loss)
         return [{"phase": 1, "rows": len(labels), "train_loss": train_loss, "val_loss": val_loss}]
-
-    def cv_temperature(self, model: nn.Module) -> float:
-        """Temperature from out-of-fold logits of the phase 1 head (folds by image, views kept together)."""
-        feats, labels, n_images = self.cached
-        folds = np.arange(n_images) % self.config.cv_folds
-        self.rng.shuffle(folds)
-        folds = np.tile(folds, len(labels) // n_images)
-        oof = torch.zeros(len(labels), len(self.classes), device=feats.device)
-        head = copy.deepcopy(model.get_classifier())
-        for k in range(self.config.cv_folds):
-            out = torch.from_numpy(folds == k).to(feats.device)
-            if out.all() or not out.any():
-                continue
-            fit_head(head, feats[~out], labels[~out], n_classes=len(self.classes), l2=self.config.head_l2,
-                     max_iter=self.config.head_max_iter)
-            with torch.no_grad():
-                oof[out] = head(feats[out])
-        first = slice(0, n_images)  # the eval-crop rows: what serving sees
-        return fit_temperature(oof[first].cpu().numpy(), labels[first].cpu().numpy())
 
     def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> list[dict]:
         """Fine-tune with gradual unfreezing and layer-wise LRs (all layers, uniform LR, BN training from scratch)."""
@@ -298,9 +278,6 @@ class Recipe:
         start = time.perf_counter()
         model.eval()
         temperature, val_metrics = 1.0, {}
-        if not len(val.labels) and cfg.pretrained:
-            temperature = self.cv_temperature(model)
-            log.info("temperature %.3f from %d-fold cross-validation of the head", temperature, cfg.cv_folds)
         if len(val.labels):
             logits = self.forward_batches(model, val.eval_arrays, "val").numpy()
             temperature = fit_temperature(logits, val.labels)
