@@ -139,9 +139,17 @@ def classify_reports(report_ids: list[int]) -> int:
         if not reports:
             return 0
         photos = [r.photo_original.storage.open(r.photo_original.name).read() for r in reports]
-        predictions = classifier.predict(photos)
+        predictions = _predict_each_if_batch_fails(classifier, photos)
         now = timezone.now()
         for report, prediction in zip(reports, predictions):
+            if prediction is None:  # this photo cannot be classified by any model: a person must look
+                report.status = Report.Status.NEEDS_REVIEW
+                report.classified_at = now
+                report.save(update_fields=["status", "classified_at", "updated_at"])
+                record_event(report=report, actor_label="system", action="routed", field="status",
+                             from_value=Report.Status.PENDING, to_value=report.status,
+                             note="the model could not read this photo")
+                continue
             decision = route(top_k=prediction.top_k, thresholds=thresholds,
                              default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD,
                              citizen_slug=report.citizen_category.slug if report.citizen_category else None)
@@ -163,6 +171,27 @@ def classify_reports(report_ids: list[int]) -> int:
                          field="status", from_value=Report.Status.PENDING, to_value=decision.status,
                          note=json.dumps({"top_k": report.predicted_top_k}))
     return len(reports)
+
+
+def _predict_each_if_batch_fails(classifier, photos: list[bytes]) -> list:
+    """Batch prediction; if the batch fails, photo by photo, so one photo the
+    decoder rejects cannot hold a whole batch pending forever. A photo that
+    fails on its own gives None. A failure of every photo is re-raised
+    (the model, not the photos, is broken: retry later)."""
+    try:
+        return classifier.predict(photos)
+    except Exception:
+        logger.exception("batch of %d failed; classifying one by one", len(photos))
+    results, errors = [], []
+    for photo in photos:
+        try:
+            results.append(classifier.predict([photo])[0])
+        except Exception as exc:
+            errors.append(exc)
+            results.append(None)
+    if len(errors) == len(photos):
+        raise errors[0]
+    return results
 
 
 def _route_without_model(report_ids: list[int]) -> int:

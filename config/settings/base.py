@@ -143,7 +143,7 @@ TASKS = {"default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backe
 CLASSIFIER = {
     "BACKEND": env("CLASSIFIER_BACKEND", default="classifier.onnx.OnnxClassifier"),
     "DEVICE": env("CLASSIFIER_DEVICE", default="auto"),
-    "INTRA_OP_THREADS": env.int("CLASSIFIER_THREADS", default=0),  # 0 = ONNX Runtime default
+    "INTRA_OP_THREADS": env.int("CLASSIFIER_THREADS", default=0),  # 0 = auto: 1 per decode worker on CPU, ORT default on CUDA
     "TOP_K": 3,
 }
 MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "models")

@@ -197,3 +197,19 @@ def test_thank_you_page_shows_the_suggestion_once_known(client, model_dir, uniqu
     else:
         assert "Our team will take a look" in page
     assert "data-poll" not in page  # nothing left to wait for
+
+
+def test_one_unreadable_photo_does_not_hold_its_batch_pending(model_dir, unique_jpeg, media_dirs):
+    from classifier.services import classify_reports
+
+    good = report_services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1), classify=False).report
+    bad = report_services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1), classify=False).report
+    with open(bad.photo_original.path, "wb") as f:  # the stored original got damaged after intake
+        f.write(b"\xff\xd8 not really a jpeg")
+    activate(model_register(source_dir=model_dir("v1")).version)
+    classify_reports([good.pk, bad.pk])
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert good.model_version == "v1" and good.status != Report.Status.PENDING
+    assert bad.status == Report.Status.NEEDS_REVIEW and bad.model_version == ""
+    assert bad.events.filter(action="routed", note__contains="could not read").exists()
