@@ -195,8 +195,9 @@ class Recipe:
         model.eval()
         model.requires_grad_(False)
         n_views = 1 if cfg.linear_probe else cfg.cache_views
-        views = [train.eval_arrays] + [
-            np.stack([self.augment(img, self.spec, self.rng) for img in train.small]) for _ in range(n_views - 1)
+        # The eval crop, its mirror image (the augmentation that never loses the subject), then random ones.
+        views = [train.eval_arrays, np.ascontiguousarray(train.eval_arrays[..., ::-1])][:n_views] + [
+            np.stack([self.augment(img, self.spec, self.rng) for img in train.small]) for _ in range(n_views - 2)
         ]
         feats = torch.cat([self.forward_batches(lambda x: features(model, x), v, "features") for v in views]).to(self.device)
         labels = torch.from_numpy(np.tile(train.labels, len(views))).to(self.device)
