@@ -36,8 +36,13 @@ demo: venv db
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py createcachetable
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py seed_categories
+	@# A throwaway staff login for the local demo only (loopback, local settings).
+	DATABASE_URL=$(DEMO_DATABASE_URL) DJANGO_SUPERUSER_PASSWORD=demo $(PY) manage.py createsuperuser \
+		--noinput --username demo --email demo@localhost >/dev/null 2>&1 || true
+	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py setup_roles --user demo --role supervisor >/dev/null
 	$(if $(DATASET),DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py import_labelled_photos $(DATASET) --train)
-	@echo "Serving on http://127.0.0.1:$(PORT)/report/  (Ctrl-C stops; the database keeps running: make db-stop)"
+	@echo "Citizen form: http://127.0.0.1:$(PORT)/report/   Staff console: http://127.0.0.1:$(PORT)/console/ (demo / demo)"
+	@echo "Ctrl-C stops the server; the database keeps running (make db-stop)."
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: venv test-db
