@@ -35,6 +35,18 @@ def stored_files(media_dirs) -> list:
 
 
 @pytest.fixture(autouse=True)
+def categories_after_flush(request):
+    """Transactional tests (live server, threads) end with a flush that also empties the
+    categories the data migration seeded; put them back so test order never matters."""
+    if {"transactional_db", "live_server"} & set(request.fixturenames):
+        from reports.categories import seed_categories
+        from reports.models import Category
+
+        request.getfixturevalue("transactional_db")
+        seed_categories(Category)
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_limit():
     """The per-IP submission counter lives in the cache; every test starts at zero."""
     from django.core.cache import cache

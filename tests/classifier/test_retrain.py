@@ -103,6 +103,7 @@ def test_retrain_is_skipped_while_another_run_holds_the_lock(tmp_path, settings)
     with psycopg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "dbname", "password")}, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
         assert retrain(force=True)["outcome"] == "skipped"
+        other.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])  # closing would too, but asynchronously
     assert retrain()["outcome"] == "skipped"  # lock free again: skipped only for lack of labels
     assert "lock" not in retrain()["reason"]
 
