@@ -13,6 +13,12 @@ def check_classifier(app_configs=None, **kwargs):
         registry.backend_class()
     except ImproperlyConfigured as exc:
         problems.append(checks.Error(str(exc), hint="Set CLASSIFIER_BACKEND.", id="classifier.E001"))
+    from .onnx import RuntimeSetupError, check_single_runtime
+
+    try:
+        check_single_runtime()
+    except RuntimeSetupError as exc:
+        problems.append(checks.Error(str(exc), id="classifier.E002"))
     try:
         from .models import ModelVersion
 

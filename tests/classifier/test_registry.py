@@ -213,3 +213,16 @@ def test_one_unreadable_photo_does_not_hold_its_batch_pending(model_dir, unique_
     assert good.model_version == "v1" and good.status != Report.Status.PENDING
     assert bad.status == Report.Status.NEEDS_REVIEW and bad.model_version == ""
     assert bad.events.filter(action="routed", note__contains="could not read").exists()
+
+
+def test_system_checks_report_both_runtimes_and_a_missing_active_model(model_dir, model_root, monkeypatch):
+    from importlib import metadata
+
+    from classifier.checks import check_classifier
+
+    model_activate(version=model_register(source_dir=model_dir("v1")).version)
+    (model_root / "v1" / "model.onnx").unlink()
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "1.31.1" if name == "onnxruntime-gpu" else real_version(name))
+    ids = {p.id for p in check_classifier()}
+    assert ids == {"classifier.E002", "classifier.W001"}
