@@ -1,4 +1,4 @@
-"""Reproduce the numbers in docs/BENCHMARKS_CLASSIFIER.md.
+"""Reproduce the classifier serving numbers in docs/BENCHMARKS.md.
 
 1. Builds 12 MP "phone" JPEGs from the shared dataset's real photos (upscaled
    to 4032x3024, sensor-like noise, quality 90, EXIF make/model, every other
