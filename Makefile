@@ -8,7 +8,14 @@ PY := $(VENV)/bin/python
 EXTRAS ?= cpu,train,dev
 
 DEMO_DATABASE_URL := postgis://civic@127.0.0.1:$(DEMO_DB_PORT)/civic
-TEST_DATABASE_URL ?= postgis://civic@127.0.0.1:$(TEST_DB_PORT)/civic
+# `DATABASE_URL=postgis://... make test` uses that server instead of the throwaway cluster.
+ifdef DATABASE_URL
+TEST_DATABASE_URL := $(DATABASE_URL)
+TEST_DB_TARGET := system-deps
+else
+TEST_DATABASE_URL := postgis://civic@127.0.0.1:$(TEST_DB_PORT)/civic
+TEST_DB_TARGET := test-db
+endif
 
 .PHONY: demo test db db-stop test-db system-deps venv
 
@@ -45,5 +52,5 @@ demo: venv db
 	@echo "Ctrl-C stops the server; the database keeps running (make db-stop)."
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: venv test-db
+test: venv $(TEST_DB_TARGET)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)

@@ -25,7 +25,9 @@ start)
     fi
     if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start \
-            -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" >/dev/null
+            -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" >/dev/null \
+            || { echo "PostgreSQL did not start (is port $port taken?); its log says:" >&2
+                 tail -5 "$data/server.log" >&2; exit 1; }
     fi
     psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
     "${psql[@]}" -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname='civic'" | grep -q 1 \
