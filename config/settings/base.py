@@ -6,6 +6,12 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
+
+
+def env_path(name: str, default: Path) -> Path:
+    """A filesystem path from the environment, as a pathlib.Path (env.path gives environ.Path, which has no `/`)."""
+    return Path(env(name, default=str(default)))
+
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional local overrides
 
 SECRET_KEY = env("SECRET_KEY", default="")
@@ -83,14 +89,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".local" / "static")
+STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / ".local" / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Photos. Originals (with GPS, faces) live in private storage that is never
 # served directly; public derivatives and thumbnails are metadata-free.
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "media")
+MEDIA_ROOT = env_path("MEDIA_ROOT", BASE_DIR / ".local" / "media")
 MEDIA_URL = "/media/"
-PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / ".local" / "private")
+PRIVATE_MEDIA_ROOT = env_path("PRIVATE_MEDIA_ROOT", BASE_DIR / ".local" / "private")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "public": {
@@ -147,7 +153,7 @@ CLASSIFIER = {
     "INTRA_OP_THREADS": env.int("CLASSIFIER_THREADS", default=0),  # 0 = auto: 1 per decode worker on CPU, ORT default on CUDA
     "TOP_K": 3,
 }
-MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "models")
+MODEL_ROOT = env_path("MODEL_ROOT", BASE_DIR / ".local" / "models")
 DEFAULT_AUTO_TRIAGE_THRESHOLD = 0.85  # probability
 CLASSIFIER_RELOAD_SECONDS = env.float("CLASSIFIER_RELOAD_SECONDS", default=5.0)  # how often a process checks for a new active model
 CLASSIFIER_BATCH_SIZE = env.int("CLASSIFIER_BATCH_SIZE", default=16)  # reports per inference batch
@@ -158,7 +164,7 @@ CLASSIFIER_RETRIES = 3  # attempts per task on transient failure
 # subprocess with TRAINING_PYTHON, so the web environment never imports torch.
 TRAINING_PYTHON = env("TRAINING_PYTHON", default="")  # empty = this interpreter
 TRAINING_ARGS = env.list("TRAINING_ARGS", default=[])  # extra `python -m training train` flags
-RETRAIN_DIR = env.path("RETRAIN_DIR", default=BASE_DIR / ".local" / "retrain")  # exports, candidates, reports
+RETRAIN_DIR = env_path("RETRAIN_DIR", BASE_DIR / ".local" / "retrain")  # exports, candidates, reports
 RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verified labels since the active model
 RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
 RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active

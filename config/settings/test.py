@@ -1,14 +1,14 @@
 """pytest: a real PostGIS (the throwaway test cluster; DATABASE_URL overrides)."""
 from .base import *  # noqa: F401,F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, env_path
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "test-media")
-PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / ".local" / "test-private")
-MODEL_ROOT = env.path("MODEL_ROOT", default=BASE_DIR / ".local" / "test-models")
+MEDIA_ROOT = env_path("MEDIA_ROOT", BASE_DIR / ".local" / "test-media")
+PRIVATE_MEDIA_ROOT = env_path("PRIVATE_MEDIA_ROOT", BASE_DIR / ".local" / "test-private")
+MODEL_ROOT = env_path("MODEL_ROOT", BASE_DIR / ".local" / "test-models")
 STORAGES = {
     **STORAGES,  # noqa: F405
     "public": {"BACKEND": "django.core.files.storage.FileSystemStorage",
