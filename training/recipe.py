@@ -35,7 +35,7 @@ from classifier.preprocess import PreprocessSpec
 from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
-from training.metrics import classification_report, ece, fit_temperature, softmax
+from training.metrics import classification_report, ece, fit_temperature, nll, softmax
 from training.model import create_model, features, layer_groups
 
 log = logging.getLogger("training")
@@ -254,7 +254,10 @@ class Recipe:
 
     @staticmethod
     def _val_loss(logits: torch.Tensor, labels: np.ndarray) -> float:
-        return float(F.cross_entropy(logits.float().cpu(), torch.from_numpy(labels)))
+        """Validation NLL at the best temperature, so models trained with and without label
+        smoothing (phase 2 and phase 1) are compared fairly: both get calibrated before serving."""
+        z = logits.float().cpu().numpy()
+        return nll(z, labels, fit_temperature(z, labels))
 
     def fit(self, train_samples: Sequence[data.Sample], val_samples: Sequence[data.Sample]) -> Trained:
         cfg = self.config
