@@ -21,7 +21,8 @@ class TrainConfig:
     resize_size: int = 256  # shorter side before the centre crop (224/256 = timm's crop_pct 0.875)
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
     label_smoothing: float = 0.1  # cross-entropy label smoothing in phase 2 (phase 1 is plain logistic regression)
-    head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares), added to the mean loss
+    head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares) added to the mean loss,
+    # used without a val split; with one, the best of recipe.HEAD_L2_CHOICES on calibrated val NLL is taken
     head_max_iter: int = 300  # phase 1: L-BFGS iterations (it converges well before on a few thousand rows)
     cache_views: int = 2  # feature views per training image: the eval crop + (n - 1) augmented ones
     epochs: int = 4  # phase 2 epochs (fine-tuning with gradual unfreezing)

@@ -39,6 +39,7 @@ from training.metrics import classification_report, ece, fit_temperature, nll, s
 from training.model import create_model, features, layer_groups
 
 log = logging.getLogger("training")
+HEAD_L2_CHOICES = (1e-4, 1e-3, 1e-2)  # head L2 strengths tried when there is a validation split
 
 
 @dataclass
@@ -202,13 +203,23 @@ class Recipe:
         feats = torch.cat([self.forward_batches(lambda x: features(model, x), v, "features") for v in views]).to(self.device)
         labels = torch.from_numpy(np.tile(train.labels, len(views))).to(self.device)
         head = model.get_classifier()
-        fit_head(head, feats, labels, n_classes=len(self.classes), l2=cfg.head_l2, max_iter=cfg.head_max_iter)
+        val_feats = self.forward_batches(lambda x: features(model, x), val.eval_arrays, "val features").to(self.device)
+        # With a validation split, the L2 strength is chosen on it (a fit takes seconds).
+        choices = HEAD_L2_CHOICES if len(val.labels) else (cfg.head_l2,)
+        best = (math.inf, cfg.head_l2, None)
+        for l2 in choices:
+            fit_head(head, feats, labels, n_classes=len(self.classes), l2=l2, max_iter=cfg.head_max_iter)
+            with torch.no_grad():
+                loss = self._val_loss(head(val_feats), val.labels) if len(val.labels) else float("nan")
+            if not loss >= best[0]:  # also takes the only choice when loss is nan
+                best = (loss, l2, copy.deepcopy(head.state_dict()))
+        val_loss, l2, state = best
+        head.load_state_dict(state)
         with torch.no_grad():
             train_loss = float(F.cross_entropy(head(feats), labels))
-            val_feats = self.forward_batches(lambda x: features(model, x), val.eval_arrays, "val features")
-            val_loss = self._val_loss(head(val_feats.to(self.device)), val.labels) if len(val.labels) else float("nan")
+        log.info("phase 1: head L2 %g", l2)
         log.info("phase 1: head fitted on %d feature rows, train loss %.4f, val loss %.4f", len(labels), train_loss, val_loss)
-        return [{"phase": 1, "rows": len(labels), "train_loss": train_loss, "val_loss": val_loss}]
+        return [{"phase": 1, "rows": len(labels), "head_l2": l2, "train_loss": train_loss, "val_loss": val_loss}]
 
     def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> list[dict]:
         """Fine-tune with gradual unfreezing and layer-wise LRs (all layers, uniform LR, BN training from scratch)."""
