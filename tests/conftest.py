@@ -38,7 +38,8 @@ def stored_files(media_dirs) -> list:
 def categories_after_flush(request):
     """Transactional tests (live server, threads) end with a flush that also empties the
     categories the data migration seeded; put them back so test order never matters."""
-    if {"transactional_db", "live_server"} & set(request.fixturenames):
+    marker = request.node.get_closest_marker("django_db")
+    if {"transactional_db", "live_server"} & set(request.fixturenames) or (marker and marker.kwargs.get("transaction")):
         from reports.categories import seed_categories
         from reports.models import Category
 
