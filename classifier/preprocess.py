@@ -9,7 +9,7 @@ training are produced by exactly the code that serves it. The numbers
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 

@@ -18,7 +18,7 @@ from reports.services import record_event
 
 from . import registry
 from .models import ModelVersion
-from .onnx import METADATA_FILE, ModelError, load_model
+from .onnx import ModelError, load_model
 from .routing import NO_ISSUE, route
 
 logger = logging.getLogger(__name__)

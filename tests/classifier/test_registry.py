@@ -53,7 +53,8 @@ def test_register_rejects_sha_mismatch_and_unknown_classes(model_dir, model_root
 
 
 def test_exactly_one_active_model_is_enforced_by_the_database(model_dir):
-    a, b = model_register(source_dir=model_dir("a")), model_register(source_dir=model_dir("b"))
+    model_register(source_dir=model_dir("a"))
+    b = model_register(source_dir=model_dir("b"))
     model_activate(version="a")
     with pytest.raises(IntegrityError):
         ModelVersion.objects.filter(pk=b.pk).update(status="active")
