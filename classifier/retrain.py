@@ -141,7 +141,7 @@ def _retrain_locked(*, force: bool) -> dict:
                         max_recall_drop=settings.RETRAIN_MAX_RECALL_DROP, min_f1=settings.RETRAIN_MIN_MACRO_F1)
     report.update(candidate_version=version, candidate_holdout=candidate_metrics,
                   active_holdout=active_metrics, decision=asdict(decision))
-    mv = model_register(source_dir=candidate_dir, metrics=candidate_metrics or {}, promotion_report=report)
+    mv = model_register(source_dir=candidate_dir, metrics=candidate_metrics or {})
     if decision.promote:
         model_activate(version=mv.version)
         report["outcome"] = "promoted"

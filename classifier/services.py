@@ -24,7 +24,7 @@ from .routing import NO_ISSUE, route
 logger = logging.getLogger(__name__)
 
 
-def model_register(*, source_dir: Path, metrics: dict | None = None, promotion_report: dict | None = None) -> ModelVersion:
+def model_register(*, source_dir: Path, metrics: dict | None = None) -> ModelVersion:
     """Validate a model directory and copy it into MODEL_ROOT as a candidate.
 
     Checks: metadata and sha256 (load_model), every class is an active
@@ -58,7 +58,6 @@ def model_register(*, source_dir: Path, metrics: dict | None = None, promotion_r
                 classes=list(loaded.classes), metadata=loaded.metadata,
                 metrics=metrics if metrics is not None else loaded.metadata.get("metrics", {}),
                 parent_version=loaded.metadata.get("parent_version") or "",
-                promotion_report=promotion_report,
             )
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
@@ -130,8 +129,8 @@ def classify_reports(report_ids: list[int]) -> int:
         if has_ever_had_a_model():
             return 0  # degraded: wait as pending
         return _route_without_model(report_ids)
-    thresholds = dict(Category.objects.filter(active=True).values_list("slug", "auto_triage_threshold"))
     categories = {c.slug: c for c in Category.objects.filter(active=True)}
+    thresholds = {slug: c.auto_triage_threshold for slug, c in categories.items()}
     with transaction.atomic():
         reports = list(Report.objects.select_for_update(skip_locked=True, of=("self",))
                        .filter(pk__in=report_ids, status=Report.Status.PENDING)

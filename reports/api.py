@@ -34,12 +34,20 @@ def exception_handler(exc, context):
     return response
 
 
-def check_rate_limit(request) -> None:
-    """Per-IP limit on report submissions (shared by the form, REST and Open311)."""
-    if settings.RATELIMIT_ENABLE and is_ratelimited(
+RATE_LIMITED_MESSAGE = "Too many reports from this address; please try again later."
+
+
+def submission_rate_limited(request) -> bool:
+    """Count this submission against its IP's limit; True when over it (form, REST and Open311 share one)."""
+    return settings.RATELIMIT_ENABLE and is_ratelimited(
         request, group="report-create", key="ip", rate=settings.REPORT_RATE_LIMIT, increment=True
-    ):
-        raise Throttled(detail="Too many reports from this address; please try again later.")
+    )
+
+
+def check_rate_limit(request) -> None:
+    """submission_rate_limited as a DRF 429."""
+    if submission_rate_limited(request):
+        raise Throttled(detail=RATE_LIMITED_MESSAGE)
 
 
 def public_category(report: Report) -> Category | None:

@@ -1,15 +1,14 @@
 """Citizen pages and the health check."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
-from django_ratelimit.core import is_ratelimited
 
 from . import selectors, services
+from .api import RATE_LIMITED_MESSAGE, submission_rate_limited
 from .forms import ReportForm
 from .models import Report
 
@@ -18,10 +17,8 @@ def report_new(request):
     form = ReportForm(request.POST or None, request.FILES or None)
     status = 200
     if request.method == "POST":
-        if settings.RATELIMIT_ENABLE and is_ratelimited(
-            request, group="report-create", key="ip", rate=settings.REPORT_RATE_LIMIT, increment=True
-        ):
-            form.add_error(None, "Too many reports from this address; please try again later.")
+        if submission_rate_limited(request):
+            form.add_error(None, RATE_LIMITED_MESSAGE)
             status = 429
         elif form.is_valid():
             d = form.cleaned_data
@@ -34,9 +31,8 @@ def report_new(request):
                 )
             except ValidationError as exc:
                 for field, messages in exc.message_dict.items():
-                    target = field if field in form.fields else None
-                    for message in messages:
-                        form.add_error(target if target != "location" else None, message)
+                    for message in messages:  # "location" has no field of its own: shown at the top
+                        form.add_error(field if field in form.fields else None, message)
             else:
                 return redirect("report-thanks", reference=intake.report.service_request_id)
         if form.errors and status == 200:

@@ -1,18 +1,13 @@
-"""Classification metrics, expected calibration error and temperature fitting (numpy only)."""
+"""Classification metrics, expected calibration error and temperature fitting (numpy; softmax is serving's own)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
+from classifier.onnx import softmax  # serving's calibrated probabilities, reused as is
+
 ECE_BINS = 15
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
