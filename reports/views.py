@@ -31,8 +31,10 @@ def report_new(request):
                 )
             except ValidationError as exc:
                 for field, messages in exc.message_dict.items():
-                    for message in messages:  # "location" has no field of its own: shown at the top
-                        form.add_error(field if field in form.fields else None, message)
+                    # "location" and the hidden coordinate fields have no visible place: shown at the top.
+                    visible = field in form.fields and not form.fields[field].widget.is_hidden
+                    for message in messages:
+                        form.add_error(field if visible else None, message)
             else:
                 return redirect("report-thanks", reference=intake.report.service_request_id)
         if form.errors and status == 200:

@@ -45,3 +45,11 @@ def test_status_page_shows_public_photo_not_original_or_contact(client, unique_j
     assert report.photo_public.url in page
     assert report.photo_original.name not in page and "secret@example.org" not in page
     assert "Pending classification" in page
+
+
+def test_bad_coordinates_from_the_hidden_fields_are_shown_on_the_page(client, unique_jpeg, media_dirs):
+    resp = client.post("/report/", {"photo": SimpleUploadedFile("p.jpg", unique_jpeg()),
+                                    "latitude": "95", "longitude": "0"})
+    assert resp.status_code == 400
+    assert "latitude must be between -90 and 90" in resp.content.decode()
+    assert Report.objects.count() == 0 and stored_files(media_dirs) == []
