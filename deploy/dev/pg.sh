@@ -11,8 +11,20 @@ sock="$data/run"
 bin="$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || dirname "$(command -v initdb)")"
 
 as_owner() {
-    if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
+
+# As root, a checkout in a private folder (mode 0700, e.g. under /root or
+# `mktemp -d`) cannot be entered by `postgres`: keep the cluster in postgres's
+# home instead, keyed by the checkout's path, with .local/pg-NAME linking to it.
+if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$root"; then
+    home="$(getent passwd postgres | cut -d: -f6)"
+    real="$home/civic-$(printf %s "$root" | sha1sum | cut -c1-12)-$name"
+    mkdir -p "$root/.local" "$real" && chown postgres:postgres "$real"
+    ln -sfn "$real" "$data"
+    data="$real"
+    sock="$data/run"
+fi
 
 case "$cmd" in
 start)
