@@ -17,7 +17,7 @@ as_owner() {
 # As root, a checkout in a private folder (mode 0700, e.g. under /root or
 # `mktemp -d`) cannot be entered by `postgres`: keep the cluster in postgres's
 # home instead, keyed by the checkout's path, with .local/pg-NAME linking to it.
-if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$root"; then
+if [[ $(id -u) -eq 0 ]] && ! (cd / && runuser -u postgres -- test -x "$root"); then
     home="$(getent passwd postgres | cut -d: -f6)"
     real="$home/civic-$(printf %s "$root" | sha1sum | cut -c1-12)-$name"
     mkdir -p "$root/.local" "$real" && chown postgres:postgres "$real"
