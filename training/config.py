@@ -12,19 +12,21 @@ class TrainConfig:
     split_seed: int = 0  # seeds the holdout split only, so every --seed shares one holdout
     holdout_per_class: int = 0  # images per class held out (never trained on) and evaluated at the end
     per_class: int | None = None  # labelled images per class to use (few-label runs); None = all
-    val_fraction: float = 0.2  # share of each class's training images used for early stopping + temperature
-    min_val_per_class: int = 20  # below this many images in any class, no val split: all images train, phase 2 is
-    # skipped (nothing to stop it early on) and the temperature stays 1 (the head's own calibration)
+    val_fraction: float = 0.2  # share of each class held out of phase 2 to stop it early, judge it and calibrate it
+    min_val_per_class: int = 20  # below this many images in any class, no val split and phase 2 is skipped
+    # (nothing to stop it early on); phase 1 cross-validates on every image either way
     pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
     linear_probe: bool = False  # phase 1 only: a linear head on frozen features
     image_size: int = 224  # network input side, pixels
     resize_size: int = 256  # shorter side before the centre crop (224/256 = timm's crop_pct 0.875)
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
     label_smoothing: float = 0.1  # cross-entropy label smoothing in phase 2 (phase 1 is plain logistic regression)
-    head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares) added to the mean loss,
-    # used without a val split; with one, the best of recipe.HEAD_L2_CHOICES on calibrated val NLL is taken
+    head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares) added to the mean loss, used
+    # only when a class has a single image; otherwise cross-validation picks one of recipe.HEAD_L2_CHOICES
+    cv_folds: int = 5  # phase 1: folds (at most the smallest class's image count) that choose the head's L2 and
+    # fit its temperature on out-of-fold predictions, before the head is refitted on every labelled image
     head_max_iter: int = 300  # phase 1: L-BFGS iterations (it converges well before on a few thousand rows)
-    cache_views: int = 2  # feature views per training image: the eval crop + (n - 1) augmented ones
+    cache_views: int = 4  # phase 1 feature views per image: the eval crop, its mirror image, then random augmentations
     epochs: int = 4  # phase 2 epochs (fine-tuning with gradual unfreezing)
     epoch_images: int = 160  # images per phase 2 epoch (class-balanced draw with replacement)
     lr: float = 1e-3  # phase 2 learning rate of the classifier; lower groups get lr / lr_decay**depth

@@ -101,6 +101,20 @@ def stratified_take(
     return taken, rest
 
 
+def stratified_folds(labels: Sequence[int], k: int, seed: int) -> np.ndarray:
+    """A fold number in ``0..k-1`` per item: each class dealt round-robin over the folds in a seeded order.
+
+    Every fold gets at least one item of each class that has ``k`` or more.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        folds[members[rng.permutation(len(members))]] = np.arange(len(members)) % k
+    return folds
+
+
 def balanced_indices(labels: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` indices drawn with replacement so that every class is equally likely."""
     labels = np.asarray(labels)

@@ -18,6 +18,8 @@ ARCHITECTURE = "tf_efficientnet_lite0"
 # Blocks per stage of EfficientNet-Lite0 (timm's ``model.blocks[stage]``).
 STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
 FEATURE_DIM = 1280  # width of the pooled features fed to the classifier
+IMAGENET_CLASSES = 1000
+HEAD_FEATURE_SCALE = 10.0  # the head sees features L2-normalised to this length
 _BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -70,7 +72,7 @@ def load_reference_weights(model: nn.Module, checkpoint: Path | None = None) -> 
     mapping = key_map()
     if set(source) != set(mapping):
         raise ValueError(f"checkpoint keys differ from the key map: {sorted(set(source) ^ set(mapping))[:5]}")
-    keep_head = model.get_classifier().out_features == 1000
+    keep_head = model.get_classifier().out_features == IMAGENET_CLASSES
     state = {dst: source[src] for src, dst in mapping.items() if keep_head or not dst.startswith("classifier.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     expected_missing = set() if keep_head else {"classifier.weight", "classifier.bias"}
@@ -78,9 +80,31 @@ def load_reference_weights(model: nn.Module, checkpoint: Path | None = None) -> 
         raise ValueError(f"key map mismatch: missing {missing}, unexpected {unexpected}")
 
 
+class NormalizedLinear(nn.Linear):
+    """A linear layer on features rescaled to a fixed L2 norm (a cosine-style classifier with a bias).
+
+    Measured on civic-photos-dev (docs/TRAINING.md): normalising the pooled
+    features before the head adds 0.4 to 0.8 points of macro-F1 at every
+    number of labels, for one ReduceL2 and one Div in the exported graph.
+    """
+
+    def __init__(self, in_features: int, out_features: int, scale: float = HEAD_FEATURE_SCALE):
+        super().__init__(in_features, out_features)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.normalize(x, dim=1) * self.scale)
+
+
 def create_model(num_classes: int, *, pretrained: bool = True) -> nn.Module:
-    """timm ``tf_efficientnet_lite0`` (exportable) with a ``num_classes``-way head."""
+    """timm ``tf_efficientnet_lite0`` (exportable) with a new ``num_classes``-way :class:`NormalizedLinear` head.
+
+    A 1000-way model is the ImageNet model itself, plain linear head included
+    (as in :func:`load_reference_weights`).
+    """
     model = timm.create_model(ARCHITECTURE, pretrained=False, exportable=True, num_classes=num_classes)
+    if num_classes != IMAGENET_CLASSES:
+        model.classifier = NormalizedLinear(model.num_features, num_classes)
     if pretrained:
         load_reference_weights(model)
     return model

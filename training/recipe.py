@@ -2,12 +2,14 @@
 
 Phase 1 fits the new head on a frozen backbone. The backbone runs in eval
 mode (BatchNorm statistics frozen) exactly once per cached view, and the
-head is solved as a logistic regression with L-BFGS on those features. Phase 2 unfreezes layer groups from the top
-down, ``unfreeze_per_epoch`` per epoch, with layer-wise learning rates
-``lr / lr_decay**depth`` (depth 0 = classifier); BatchNorm statistics stay
-frozen. Of the phase 1 model and the phase 2 epochs, the one with the
-lowest validation loss is kept, and a temperature
-is fitted on the validation split.
+head is solved as a logistic regression with L-BFGS on those features; its
+L2 strength and temperature come from k-fold cross-validation, and it is
+then refitted on every labelled image. Phase 2 (only with a val split)
+unfreezes layer groups from the top down, ``unfreeze_per_epoch`` per epoch,
+with layer-wise learning rates ``lr / lr_decay**depth`` (depth 0 =
+classifier); BatchNorm statistics stay frozen. It starts from a head fitted
+on the train split alone and is kept only if an epoch beats that start on
+calibrated val loss; its temperature is then fitted on the val split.
 """
 from __future__ import annotations
 
@@ -50,10 +52,23 @@ class Split:
 
 
 @dataclass
+class Calibration:
+    """The temperature served with a model, and how it scored on the held-out predictions it was fitted on."""
+
+    temperature: float = 1.0
+    metrics: dict = field(default_factory=dict)  # classification report at that temperature, ece_before/after, method
+
+    @classmethod
+    def measure(cls, logits: np.ndarray, labels: np.ndarray, temperature: float, classes: list[str], method: str):
+        metrics = classification_report(labels, softmax(logits, temperature), classes)
+        metrics |= {"ece_before": ece(softmax(logits), labels), "ece_after": metrics["ece"], "method": method}
+        return cls(temperature, metrics)
+
+
+@dataclass
 class Trained:
     model: nn.Module
-    temperature: float
-    val_metrics: dict
+    calibration: Calibration
     history: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock per phase
 
@@ -182,47 +197,79 @@ class Recipe:
                 out.append(fn(torch.from_numpy(arrays[sl]).to(self.device)).float().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
-    def phase1(self, model: nn.Module, train: Images, val: Images) -> list[dict]:
-        """Fit the new head on cached features of a frozen, eval-mode backbone.
+    def _feature_views(self, model: nn.Module, images: Images, n_views: int) -> torch.Tensor:
+        """``[n_views, N, D]`` features: the eval crop, its mirror image (the augmentation that never loses
+        the subject), then random augmentations."""
+        arrays = [images.eval_arrays, np.ascontiguousarray(images.eval_arrays[..., ::-1])][:n_views] + [
+            np.stack([self.augment(img, self.spec, self.rng) for img in images.small]) for _ in range(n_views - 2)
+        ]
+        return torch.stack([self.forward_batches(lambda x: features(model, x), a, "features") for a in arrays]).to(self.device)
+
+    def phase1(self, model: nn.Module, train: Images, val: Images) -> tuple[list[dict], Calibration, dict | None]:
+        """Fit the new head on cached features of a frozen, eval-mode backbone, on every labelled image.
 
         With the backbone frozen, the head is a multinomial logistic
         regression on fixed features: a convex problem, solved to convergence
-        with full-batch L-BFGS (class-balanced, L2-regularised) in well under
-        a second, where minibatch epochs on a few dozen rows barely move it.
-        The linear probe uses the eval crop only; the full recipe adds
-        ``cache_views - 1`` augmented views per image.
+        with full-batch L-BFGS (class-balanced, L2-regularised) in seconds,
+        where minibatch epochs on a few dozen rows barely move it. Stratified
+        k-fold cross-validation over train and val together (an image's views
+        stay in one fold; the eval crop is scored) picks the L2 strength by
+        calibrated NLL and fits the temperature on the out-of-fold logits;
+        then the head is refitted on all of them, so no label is spent on
+        validation. The linear probe caches the eval crop only.
+
+        Leaves the head fitted on train + val, and returns the history, its
+        calibration and, when there is a val split, the head's state fitted
+        on train alone: phase 2's start and the bar phase 2 must clear on val.
         """
         cfg = self.config
         model.eval()
         model.requires_grad_(False)
         n_views = 1 if cfg.linear_probe else cfg.cache_views
-        # The eval crop, its mirror image (the augmentation that never loses the subject), then random ones.
-        views = [train.eval_arrays, np.ascontiguousarray(train.eval_arrays[..., ::-1])][:n_views] + [
-            np.stack([self.augment(img, self.spec, self.rng) for img in train.small]) for _ in range(n_views - 2)
-        ]
-        feats = torch.cat([self.forward_batches(lambda x: features(model, x), v, "features") for v in views]).to(self.device)
-        labels = torch.from_numpy(np.tile(train.labels, len(views))).to(self.device)
+        parts = [p for p in (train, val) if len(p.labels)]
+        feats = torch.cat([self._feature_views(model, p, n_views) for p in parts], dim=1)  # [views, images, D]
+        y = np.concatenate([p.labels for p in parts])
+        labels = torch.from_numpy(y).to(self.device)
         head = model.get_classifier()
-        val_feats = self.forward_batches(lambda x: features(model, x), val.eval_arrays, "val features").to(self.device)
-        # With a validation split, the L2 strength is chosen on it (a fit takes seconds).
-        choices = HEAD_L2_CHOICES if len(val.labels) else (cfg.head_l2,)
-        best = (math.inf, cfg.head_l2, None)
-        for l2 in choices:
-            fit_head(head, feats, labels, n_classes=len(self.classes), l2=l2, max_iter=cfg.head_max_iter)
-            with torch.no_grad():
-                loss = self._val_loss(head(val_feats), val.labels) if len(val.labels) else float("nan")
-            if not loss >= best[0]:  # also takes the only choice when loss is nan
-                best = (loss, l2, copy.deepcopy(head.state_dict()))
-        val_loss, l2, state = best
-        head.load_state_dict(state)
-        with torch.no_grad():
-            train_loss = float(F.cross_entropy(head(feats), labels))
-        log.info("phase 1: head L2 %g", l2)
-        log.info("phase 1: head fitted on %d feature rows, train loss %.4f, val loss %.4f", len(labels), train_loss, val_loss)
-        return [{"phase": 1, "rows": len(labels), "head_l2": l2, "train_loss": train_loss, "val_loss": val_loss}]
 
-    def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> list[dict]:
-        """Fine-tune with gradual unfreezing and layer-wise LRs (all layers, uniform LR, BN training from scratch)."""
+        def fit(rows: torch.Tensor, l2: float) -> None:
+            fit_head(head, feats[:, rows].flatten(0, 1), labels[rows].repeat(len(feats)), n_classes=len(self.classes),
+                     l2=l2, max_iter=cfg.head_max_iter)
+
+        k = min(cfg.cv_folds, int(np.bincount(y).min()))
+        if k >= 2:
+            folds = torch.from_numpy(data.stratified_folds(y, k, cfg.seed)).to(self.device)
+            trials = []
+            for l2 in HEAD_L2_CHOICES:
+                oof = np.zeros((len(y), len(self.classes)), np.float32)
+                for fold in range(k):
+                    held = folds == fold
+                    fit(~held, l2)
+                    with torch.no_grad():
+                        oof[held.cpu().numpy()] = head(feats[0, held]).cpu().numpy()
+                temperature = fit_temperature(oof, y)
+                trials.append((nll(oof, y, temperature), l2, temperature, oof))
+            cv_nll, l2, temperature, oof = min(trials, key=lambda t: t[0])
+            calibration = Calibration.measure(oof, y, temperature, self.classes, f"{k}-fold cross-validation")
+        else:  # a class with one image: nothing to cross-validate on
+            cv_nll, l2, calibration = float("nan"), cfg.head_l2, Calibration()
+        train_head = None
+        if len(val.labels):
+            fit(torch.arange(len(train.labels), device=self.device), l2)
+            train_head = copy.deepcopy(head.state_dict())
+        fit(torch.arange(len(y), device=self.device), l2)
+        log.info("phase 1: head fitted on %d images x %d views, L2 %g (%d-fold CV NLL %.4f), temperature %.3f",
+                 len(y), len(feats), l2, k, cv_nll, calibration.temperature)
+        history = [{"phase": 1, "images": len(y), "views": len(feats), "cv_folds": k, "head_l2": l2, "cv_nll": cv_nll,
+                    "temperature": calibration.temperature}]
+        return history, calibration, train_head
+
+    def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> tuple[list[dict], bool]:
+        """Fine-tune with gradual unfreezing and layer-wise LRs (all layers, uniform LR, BN training from scratch).
+
+        Keeps the epoch with the lowest calibrated val loss, the start included;
+        returns the history and whether an epoch beat the start.
+        """
         cfg = self.config
         n_groups = len(layer_groups(model))
         decay = cfg.lr_decay if pretrained else 1.0
@@ -232,7 +279,7 @@ class Recipe:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
         model.eval()
         start_loss = self._val_loss(self.forward_batches(model, val.eval_arrays, "val"), val.labels) if (pretrained and len(val.labels)) else math.inf
-        history, best, stale = [], (start_loss, copy.deepcopy(model.state_dict())), 0
+        history, best, stale, improved = [], (start_loss, copy.deepcopy(model.state_dict())), 0, False
         for epoch in range(cfg.epochs):
             top = min(n_groups, 1 + cfg.unfreeze_per_epoch * (epoch + 1)) if pretrained else n_groups
             set_trainable(model, top, train_bn=not pretrained)
@@ -254,14 +301,14 @@ class Recipe:
             history.append({"phase": 2, "epoch": epoch + 1, "unfrozen_groups": top, "train_loss": loss.item(), "val_loss": val_loss})
             log.info("phase 2 epoch %d: %d groups trainable, val loss %.4f", epoch + 1, top, val_loss)
             if val_loss < best[0]:
-                best, stale = (val_loss, copy.deepcopy(model.state_dict())), 0
+                best, stale, improved = (val_loss, copy.deepcopy(model.state_dict())), 0, True
             else:
                 stale += 1
                 if stale >= cfg.patience:
                     break
         model.load_state_dict(best[1])
         model.eval()
-        return history
+        return history, improved
 
     @staticmethod
     def _val_loss(logits: torch.Tensor, labels: np.ndarray) -> float:
@@ -278,29 +325,36 @@ class Recipe:
         val = Images(val_samples, self.spec, self.classes, "val")
         seconds["decode"] = time.perf_counter() - start
         model = create_model(len(self.classes), pretrained=cfg.pretrained).to(self.device)
-        history = []
+        history, calibration, train_head = [], Calibration(), None
         if cfg.pretrained:
             start = time.perf_counter()
-            history += self.phase1(model, train, val)
+            history, calibration, train_head = self.phase1(model, train, val)
             seconds["phase1"] = time.perf_counter() - start
         if not cfg.linear_probe and (len(val.labels) or not cfg.pretrained):
+            head = model.get_classifier()
+            phase1_head = copy.deepcopy(head.state_dict())
+            if train_head is not None:
+                head.load_state_dict(train_head)
             start = time.perf_counter()
-            history += self.phase2(model, train, val, pretrained=cfg.pretrained)
+            phase2_history, improved = self.phase2(model, train, val, pretrained=cfg.pretrained)
+            history += phase2_history
             seconds["phase2"] = time.perf_counter() - start
+            start = time.perf_counter()
+            if improved and len(val.labels):
+                logits = self.forward_batches(model, val.eval_arrays, "val").numpy()
+                calibration = Calibration.measure(logits, val.labels, fit_temperature(logits, val.labels),
+                                                  self.classes, "validation split")
+            elif improved:  # from scratch without a val split: nothing to calibrate on
+                calibration = Calibration()
+            else:  # the backbone is phase 2's start, untouched: back to the head fitted on every image
+                head.load_state_dict(phase1_head)
+                log.info("phase 2 did not beat phase 1 on val; keeping phase 1's head, fitted on train + val")
+            seconds["calibrate"] = time.perf_counter() - start
         elif not cfg.linear_probe:
             log.info("phase 2 skipped: fewer than %d images in a class, nothing to stop fine-tuning early on",
                      cfg.min_val_per_class)
-        start = time.perf_counter()
         model.eval()
-        temperature, val_metrics = 1.0, {}
-        if len(val.labels):
-            logits = self.forward_batches(model, val.eval_arrays, "val").numpy()
-            temperature = fit_temperature(logits, val.labels)
-            val_metrics = classification_report(val.labels, softmax(logits, temperature), self.classes)
-            val_metrics["ece_before"] = ece(softmax(logits), val.labels)
-            val_metrics["ece_after"] = val_metrics["ece"]
-        seconds["calibrate"] = time.perf_counter() - start
-        return Trained(model.cpu(), temperature, val_metrics, history, seconds)
+        return Trained(model.cpu(), calibration, history, seconds)
 
 
 def run(config: TrainConfig) -> Path:
@@ -331,15 +385,16 @@ def run(config: TrainConfig) -> Path:
 
     trained = Recipe(config, classes, device).fit(split.train, split.val)
     start = time.perf_counter()
-    metrics = {"val": trained.val_metrics, "seconds": trained.seconds}
-    if trained.val_metrics:
-        metrics |= {"ece_before": trained.val_metrics["ece_before"], "ece_after": trained.val_metrics["ece_after"]}
+    calibration = trained.calibration
+    metrics = {"val": calibration.metrics, "seconds": trained.seconds}
+    if calibration.metrics:
+        metrics |= {"ece_before": calibration.metrics["ece_before"], "ece_after": calibration.metrics["ece_after"]}
     export_model(
         trained.model,
         classes=classes,
         out_dir=out,
         preprocess=spec_for(config),
-        temperature=trained.temperature,
+        temperature=calibration.temperature,
         version=config.version,
         metrics=metrics,
         training_data=data.summary(split.train + split.val, config.data),

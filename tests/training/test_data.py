@@ -7,7 +7,8 @@ from PIL import Image
 from classifier.preprocess import PreprocessSpec, preprocess
 from training.config import TrainConfig
 from training.data import (
-    Augment, Sample, balanced_indices, class_names, load_for_training, load_samples, stratified_take, write_manifest,
+    Augment, Sample, balanced_indices, class_names, load_for_training, load_samples, stratified_folds, stratified_take,
+    write_manifest,
 )
 from training.recipe import split_samples
 
@@ -99,3 +100,13 @@ def test_balanced_indices_equalise_classes():
     drawn = balanced_indices(labels, 4000, np.random.default_rng(0))
     share = np.bincount(np.asarray(labels)[drawn]) / 4000
     assert abs(share[0] - 0.5) < 0.05
+
+
+def test_stratified_folds_put_every_class_in_every_fold_and_are_seeded():
+    labels = np.repeat([0, 1, 2], [5, 7, 12])
+    folds = stratified_folds(labels, 5, seed=3)
+    for fold in range(5):
+        assert set(labels[folds == fold]) == {0, 1, 2}
+    assert np.bincount(folds[labels == 2]).tolist() == [3, 3, 2, 2, 2]
+    assert (stratified_folds(labels, 5, seed=3) == folds).all()
+    assert not (stratified_folds(labels, 5, seed=4) == folds).all()

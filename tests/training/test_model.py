@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from training.model import create_model, features, key_map, layer_groups, weights_path
+from training.model import NormalizedLinear, create_model, features, key_map, layer_groups, weights_path
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,12 @@ def test_features_are_what_the_classifier_sees():
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model.get_classifier()(features(model, x)), model(x))
+
+
+def test_new_head_sees_features_at_a_fixed_length_and_imagenet_keeps_its_own(imagenet_model):
+    head = create_model(3, pretrained=False).get_classifier()
+    assert isinstance(head, NormalizedLinear) and type(imagenet_model.get_classifier()) is torch.nn.Linear
+    x = torch.rand(4, head.in_features)
+    torch.testing.assert_close(head(x), head(7.5 * x))
+    torch.testing.assert_close(head(x), torch.nn.functional.linear(x / x.norm(dim=1, keepdim=True) * head.scale,
+                                                                   head.weight, head.bias))

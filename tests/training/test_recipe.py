@@ -5,7 +5,9 @@ import torch
 
 from training.data import load_samples
 from training.model import create_model, layer_groups
-from training.recipe import Images, Recipe, param_groups, resolve_device, run, set_trainable, spec_for
+from training.recipe import (
+    HEAD_L2_CHOICES, Images, Recipe, param_groups, resolve_device, run, set_trainable, spec_for,
+)
 
 
 def _backbone_state(model):
@@ -26,12 +28,28 @@ def test_phase1_trains_the_head_and_leaves_backbone_and_bn_statistics_untouched(
     recipe, train, val = recipe_and_images
     model = create_model(3, pretrained=True)
     before, head_before = _backbone_state(model), model.get_classifier().weight.clone()
-    recipe.phase1(model, train, val)
+    history, calibration, train_head = recipe.phase1(model, train, val)
     after = _backbone_state(model)
     assert any("running_mean" in k for k in before)
     for key, value in before.items():
         assert torch.equal(value, after[key]), key
     assert not torch.equal(head_before, model.get_classifier().weight)
+    # Cross-validation chose the L2 strength and the temperature; the head was then refitted on train + val.
+    assert history[0]["cv_folds"] == 5 and history[0]["head_l2"] in HEAD_L2_CHOICES
+    assert history[0]["images"] == len(train.labels) + len(val.labels)
+    assert calibration.metrics["method"] == "5-fold cross-validation" and calibration.temperature != 1.0
+    assert not torch.equal(train_head["weight"], model.get_classifier().weight)
+
+
+def test_phase2_that_never_beats_phase1_leaves_phase1s_head_fitted_on_every_image(recipe_and_images, image_folder):
+    recipe, train, val = recipe_and_images
+    recipe.config.epochs = 0  # no epoch can beat the start
+    phase1_model = create_model(3, pretrained=True)
+    _, calibration, _ = Recipe(recipe.config, recipe.classes, recipe.device).phase1(phase1_model, train, val)
+    samples = load_samples(image_folder)
+    trained = recipe.fit(samples[::2], samples[1::2])
+    torch.testing.assert_close(trained.model.state_dict(), phase1_model.state_dict())
+    assert trained.calibration == calibration
 
 
 def test_phase2_keeps_bn_statistics_and_frozen_groups_fixed(recipe_and_images):
