@@ -281,6 +281,8 @@ class Recipe:
         start_loss = self._val_loss(self.forward_batches(model, val.eval_arrays, "val"), val.labels) if (pretrained and len(val.labels)) else math.inf
         history = [{"phase": 2, "epoch": 0, "unfrozen_groups": 0, "val_loss": start_loss}] if math.isfinite(start_loss) else []
         best, stale, improved = (start_loss, copy.deepcopy(model.state_dict())), 0, False
+        if history:
+            log.info("phase 2 start: val loss %.4f", start_loss)
         for epoch in range(cfg.epochs):
             top = min(n_groups, 1 + cfg.unfreeze_per_epoch * (epoch + 1)) if pretrained else n_groups
             set_trainable(model, top, train_bn=not pretrained)
