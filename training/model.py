@@ -83,9 +83,10 @@ def load_reference_weights(model: nn.Module, checkpoint: Path | None = None) -> 
 class NormalizedLinear(nn.Linear):
     """A linear layer on features rescaled to a fixed L2 norm (a cosine-style classifier with a bias).
 
-    Measured on civic-photos-dev (docs/TRAINING.md): normalising the pooled
-    features before the head adds 0.4 to 0.8 points of macro-F1 at every
-    number of labels, for one ReduceL2 and one Div in the exported graph.
+    Measured on civic-photos-dev (docs/BENCHMARKS.md, phase 1 ablation):
+    normalising the pooled features before the head adds 0.8 to 1.1 points
+    of macro-F1 at 5 and 10 labels per class (none with all 1,347), for one
+    ReduceL2 and one Div in the exported graph.
     """
 
     def __init__(self, in_features: int, out_features: int, scale: float = HEAD_FEATURE_SCALE):
