@@ -33,7 +33,7 @@ from training.model import FEATURE_DIM, NormalizedLinear, create_model
 from training.recipe import HEAD_L2_CHOICES, Images, Recipe, fit_head, split_samples
 
 
-def heads(kind: str, n_classes: int) -> torch.nn.Linear:
+def new_head(kind: str, n_classes: int) -> torch.nn.Linear:
     return NormalizedLinear(FEATURE_DIM, n_classes) if kind == "norm" else torch.nn.Linear(FEATURE_DIM, n_classes)
 
 
@@ -49,7 +49,7 @@ def logits(head, x) -> np.ndarray:
 
 def run_variant(kind, select, feats, labels, pool_rows, config, n_classes):
     """Returns (head, temperature) fitted on ``pool_rows`` (indices into the cached features)."""
-    head = heads(kind, n_classes)
+    head = new_head(kind, n_classes)
     y = labels[pool_rows].numpy()
     if select == "val":
         if Counter(y.tolist()).most_common()[-1][1] < config.min_val_per_class:
