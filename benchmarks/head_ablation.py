@@ -30,16 +30,11 @@ from training import data
 from training.config import TrainConfig
 from training.metrics import classification_report, ece, fit_temperature, nll, softmax
 from training.model import FEATURE_DIM, NormalizedLinear, create_model
-from training.recipe import HEAD_L2_CHOICES, Images, Recipe, fit_head, split_samples
+from training.recipe import HEAD_L2_CHOICES, Images, Recipe, cross_validate_head, fit_head, split_samples
 
 
 def new_head(kind: str, n_classes: int) -> torch.nn.Linear:
     return NormalizedLinear(FEATURE_DIM, n_classes) if kind == "norm" else torch.nn.Linear(FEATURE_DIM, n_classes)
-
-
-def fit(head, feats, labels, rows, l2, n_classes):
-    fit_head(head, feats[:, rows].flatten(0, 1), labels[rows].repeat(len(feats)), n_classes=n_classes, l2=l2,
-             max_iter=300)
 
 
 def logits(head, x) -> np.ndarray:
@@ -47,40 +42,29 @@ def logits(head, x) -> np.ndarray:
         return head(x).numpy()
 
 
-def run_variant(kind, select, feats, labels, pool_rows, config, n_classes):
-    """Returns (head, temperature) fitted on ``pool_rows`` (indices into the cached features)."""
+def run_variant(kind, select, feats, labels, config, n_classes):
+    """Returns (head, temperature) fitted on ``feats`` ``[views, images, D]`` and their ``labels``."""
     head = new_head(kind, n_classes)
-    y = labels[pool_rows].numpy()
-    if select == "val":
-        if Counter(y.tolist()).most_common()[-1][1] < config.min_val_per_class:
-            fit(head, feats, labels, torch.from_numpy(pool_rows), config.head_l2, n_classes)
-            return head, 1.0
-        val_mask = np.zeros(len(pool_rows), bool)
-        folds = data.stratified_folds(y, 5, config.seed)  # one fold of five = a 20 % stratified val split
-        val_mask[folds == 0] = True
-        train_rows, val_rows = pool_rows[~val_mask], pool_rows[val_mask]
-        best = None
-        for l2 in HEAD_L2_CHOICES:
-            fit(head, feats, labels, torch.from_numpy(train_rows), l2, n_classes)
-            z = logits(head, feats[0, val_rows])
-            t = fit_temperature(z, labels[val_rows].numpy())
-            loss = nll(z, labels[val_rows].numpy(), t)
-            if best is None or loss < best[0]:
-                best = (loss, {k: v.clone() for k, v in head.state_dict().items()}, t)
-        head.load_state_dict(best[1])
-        return head, best[2]
-    k = min(config.cv_folds, int(np.bincount(y).min()))
-    folds = data.stratified_folds(y, k, config.seed)
+    y = labels.numpy()
+    every = torch.arange(len(y))
+    if select == "cv":
+        k = min(config.cv_folds, int(np.bincount(y).min()))
+        _, l2, t, _ = cross_validate_head(head, feats, labels, folds=k, seed=config.seed, max_iter=config.head_max_iter)
+        fit_head(head, feats, labels, every, l2=l2, max_iter=config.head_max_iter)
+        return head, t
+    if Counter(y.tolist()).most_common()[-1][1] < config.min_val_per_class:
+        fit_head(head, feats, labels, every, l2=config.head_l2, max_iter=config.head_max_iter)
+        return head, 1.0
+    is_val = torch.from_numpy(data.stratified_folds(y, 5, config.seed) == 0)  # one fold of five: a 20 % val split
     best = None
     for l2 in HEAD_L2_CHOICES:
-        oof = np.zeros((len(y), n_classes), np.float32)
-        for fold in range(k):
-            fit(head, feats, labels, torch.from_numpy(pool_rows[folds != fold]), l2, n_classes)
-            oof[folds == fold] = logits(head, feats[0, pool_rows[folds == fold]])
-        t = fit_temperature(oof, y)
-        if best is None or nll(oof, y, t) < best[0]:
-            best = (nll(oof, y, t), l2, t)
-    fit(head, feats, labels, torch.from_numpy(pool_rows), best[1], n_classes)
+        fit_head(head, feats, labels, ~is_val, l2=l2, max_iter=config.head_max_iter)
+        z = logits(head, feats[0, is_val])
+        t = fit_temperature(z, y[is_val.numpy()])
+        loss = nll(z, y[is_val.numpy()], t)
+        if best is None or loss < best[0]:
+            best = (loss, {k: v.clone() for k, v in head.state_dict().items()}, t)
+    head.load_state_dict(best[1])
     return head, best[2]
 
 
@@ -102,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     model = create_model(len(classes)).eval()
     pool_images = Images(pool, recipe.spec, classes, "pool")
     hold_images = Images(holdout, recipe.spec, classes, "holdout")
-    feats = recipe._feature_views(model, pool_images, args.views)
-    hold_feats = recipe._feature_views(model, hold_images, 1)[0]
+    feats = recipe.feature_views(model, pool_images, args.views)
+    hold_feats = recipe.feature_views(model, hold_images, 1)[0]
     labels = torch.from_numpy(pool_images.labels)
     index = {str(s.path): i for i, s in enumerate(pool)}
     variants = [("plain", "val", args.views), ("norm", "val", args.views), ("plain", "cv", args.views)]
@@ -117,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 chosen = pool if k == "all" else data.stratified_take(pool, per_class=int(k), seed=seed)[0]
                 rows = np.array([index[str(s.path)] for s in chosen])
                 config.seed = seed
-                head, t = run_variant(kind, select, feats[:views], labels, rows, config, len(classes))
+                head, t = run_variant(kind, select, feats[:views, rows], labels[rows], config, len(classes))
                 probs = softmax(logits(head, hold_feats), t)
                 f1s.append(classification_report(hold_images.labels, probs, classes)["macro_f1"])
                 eces.append(ece(probs, hold_images.labels))
