@@ -17,8 +17,8 @@ class TrainConfig:
     # (nothing to stop it early on); phase 1 cross-validates on every image either way
     pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
     linear_probe: bool = False  # phase 1 only: a linear head on frozen features
-    image_size: int = 224  # network input side, pixels
-    resize_size: int = 256  # shorter side before the centre crop (224/256 = timm's crop_pct 0.875)
+    image_size: int = 288  # network input side, pixels: above the backbone's 224 pre-training (docs/TRAINING.md)
+    resize_size: int = 329  # shorter side before the centre crop (288/329 = timm's crop_pct 0.875)
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
     label_smoothing: float = 0.1  # cross-entropy label smoothing in phase 2 (phase 1 is plain logistic regression)
     head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares) added to the mean loss, used

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, to_array
+from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, resize_crop, to_array
 
 SPLITS = ("train", "val", "holdout")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
@@ -136,14 +136,15 @@ def eval_transform(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return preprocess(img, spec, fast_decode=False)
 
 
-def load_for_training(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray, Image.Image]:
-    """Decode once: the eval-transformed array, and a copy shrunk to ``resize_size`` for augmentation."""
+def load_for_training(path: Path, spec: PreprocessSpec) -> tuple[Image.Image, Image.Image]:
+    """Decode once: the serving transform's centre crop (still 8-bit: ``to_array`` makes it the network
+    input), and a copy shrunk to ``resize_size`` for augmentation."""
     img = decode(path)
     small = img.copy()
     scale = spec.resize_size / min(img.size)
     if scale < 1:
         small = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BILINEAR)
-    return eval_transform(img, spec), small
+    return resize_crop(img, spec), small
 
 
 @dataclass(frozen=True)

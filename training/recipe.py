@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from classifier.preprocess import PreprocessSpec
+from classifier.preprocess import PreprocessSpec, to_array
 from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
@@ -188,15 +188,21 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 
 class Images:
-    """Decoded training/validation images: eval arrays for features, small copies for augmentation."""
+    """Decoded training/validation images, kept 8-bit: the serving transform's centre crops (made into
+    network input a batch at a time) and small copies for augmentation."""
 
     def __init__(self, samples: Sequence[data.Sample], spec: PreprocessSpec, classes: list[str], desc: str):
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             loaded = list(tqdm(pool.map(lambda s: data.load_for_training(s.path, spec), samples),
                                total=len(samples), desc=f"decode {desc}", leave=False))
-        self.eval_arrays = np.stack([a for a, _ in loaded]) if loaded else np.zeros((0, 3, spec.input_size, spec.input_size), np.float32)
+        self.spec = spec
+        self.crops: list[Image.Image] = [crop for crop, _ in loaded]
         self.small: list[Image.Image] = [img for _, img in loaded]
         self.labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
+
+    def eval_arrays(self, sl: slice) -> np.ndarray:
+        """Network input for the images ``sl``: exactly what serving feeds the model."""
+        return np.stack([to_array(crop, self.spec) for crop in self.crops[sl]])
 
 
 class Recipe:
@@ -227,7 +233,7 @@ class Recipe:
 
     def logits(self, model: nn.Module, images: Images) -> torch.Tensor:
         """The model's logits for the eval crops of ``images``."""
-        return self.forward_batches(model, len(images.labels), lambda sl: images.eval_arrays[sl], "logits")
+        return self.forward_batches(model, len(images.labels), images.eval_arrays, "logits")
 
     def feature_views(self, model: nn.Module, images: Images, n_views: int) -> torch.Tensor:
         """``[n_views, N, D]`` features: the eval crop, its mirror image (the augmentation that never loses
@@ -235,9 +241,9 @@ class Recipe:
 
         def view(v: int, sl: slice) -> np.ndarray:
             if v == 0:
-                return images.eval_arrays[sl]
+                return images.eval_arrays(sl)
             if v == 1:
-                return np.ascontiguousarray(images.eval_arrays[sl][..., ::-1])
+                return np.ascontiguousarray(images.eval_arrays(sl)[..., ::-1])
             return np.stack([self.augment(img, self.spec, self.rng) for img in images.small[sl]])
 
         return torch.stack([

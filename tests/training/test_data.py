@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.preprocess import PreprocessSpec, preprocess
+from classifier.preprocess import PreprocessSpec, preprocess, to_array
 from training.config import TrainConfig
 from training.data import (
     Augment, Sample, balanced_indices, class_names, load_for_training, load_samples, stratified_folds, stratified_take,
@@ -82,8 +82,8 @@ def test_manifest_holdout_rows_are_never_trained_on(image_folder):
 
 def test_training_eval_arrays_are_the_serving_preprocess(image_folder):
     path = next((image_folder / "pothole").iterdir())
-    eval_array, small = load_for_training(path, SPEC)
-    np.testing.assert_array_equal(eval_array, preprocess(path.read_bytes(), SPEC))
+    crop, small = load_for_training(path, SPEC)
+    np.testing.assert_array_equal(to_array(crop, SPEC), preprocess(path.read_bytes(), SPEC))
     assert min(small.size) == SPEC.resize_size
 
 
