@@ -63,19 +63,22 @@ def dataset_photos(count: int, seed: int) -> list[Path]:
 
 
 def export_bench_model(work: Path) -> tuple[Path, Path]:
-    """Lite0 with its ImageNet backbone and a fresh 4-class head: model dir + state_dict file."""
+    """Lite0 with its ImageNet backbone and a fresh 4-class head at the training recipe's input size:
+    model dir + state_dict file."""
     import torch
 
-    from classifier.preprocess import PreprocessSpec
+    from training.config import TrainConfig
     from training.export import export_model
     from training.model import create_model
+    from training.recipe import spec_for
 
     torch.manual_seed(0)
     model = create_model(4, pretrained=True).eval()
     checkpoint = work / "state_dict.pt"
     torch.save(model.state_dict(), checkpoint)
     classes = ["fly_tipping", "graffiti", "no_issue", "pothole"]
-    out = export_model(model, classes=classes, out_dir=work / "model", preprocess=PreprocessSpec(), version="bench-1")
+    out = export_model(model, classes=classes, out_dir=work / "model", preprocess=spec_for(TrainConfig()),
+                       version="bench-1")
     return out, checkpoint
 
 
