@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                 meta = json.loads((run(config) / "metadata.json").read_text())
                 m = meta["metrics"]
                 row = {"k": k, "method": method, "seed": seed, "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
-                       "ece": m["ece"], "ece_uncalibrated": m["ece_uncalibrated"], "temperature": meta["temperature"],
+                       "ece": m["ece"], "ece_uncalibrated": m["ece_uncalibrated"],
+                       "ece_floor": m.get("ece_floor"), "temperature": meta["temperature"],
                        "seconds": m["seconds"], "n_train": meta["training_data"]["n_images"]}
                 with results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
@@ -55,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     for line in results.read_text().splitlines():
         row = json.loads(line)
         table[(row["k"], row["method"])].append(row)
-    print("| K | method | seeds | macro-F1 | ECE (T) | ECE (T=1) | total s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| K | method | seeds | macro-F1 | ECE (T) | ECE (T=1) | ECE floor | total s |")
+    print("|---|---|---|---|---|---|---|---|")
     for (k, method), rows in table.items():
-        mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+        mean = lambda key: sum(float("nan") if r.get(key) is None else r[key] for r in rows) / len(rows)  # noqa: E731
         total = sum(r["seconds"]["total"] for r in rows) / len(rows)
-        print(f"| {k} | {method} | {len(rows)} | {mean('macro_f1'):.3f} | {mean('ece'):.3f} | {mean('ece_uncalibrated'):.3f} | {total:.0f} |")
+        print(f"| {k} | {method} | {len(rows)} | {mean('macro_f1'):.3f} | {mean('ece'):.3f} | {mean('ece_uncalibrated'):.3f} | {mean('ece_floor'):.3f} | {total:.0f} |")
     return 0
 
 

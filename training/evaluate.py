@@ -15,7 +15,7 @@ from tqdm import tqdm  # noqa: E402
 from classifier.preprocess import PreprocessSpec  # noqa: E402
 from training.data import Sample, eval_transform  # noqa: E402
 from training.export import read_metadata  # noqa: E402
-from training.metrics import classification_report, ece, reliability_bins, softmax  # noqa: E402
+from training.metrics import classification_report, ece, ece_floor, reliability_bins, softmax  # noqa: E402
 
 BATCH = 32
 
@@ -49,6 +49,7 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     probs = softmax(logits, meta["temperature"])
     report = classification_report(labels, probs, classes)
     report["ece_uncalibrated"] = ece(softmax(logits), labels) if len(labels) else 0.0
+    report["ece_floor"] = ece_floor(probs)  # what sampling noise alone gives on this many photos
     report["temperature"] = meta["temperature"]
     report["model_version"] = meta["version"]
     plots_dir = Path(plots_dir or model_dir)

@@ -441,7 +441,7 @@ def run(config: TrainConfig) -> Path:
         start = time.perf_counter()
         holdout = evaluate_model(out, split.holdout)
         (out / "evaluation.json").write_text(json.dumps(holdout, indent=2) + "\n")
-        metrics |= {k: holdout[k] for k in ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "n_images")}
+        metrics |= {k: holdout[k] for k in ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "ece_floor", "n_images")}
         metrics["evaluated_on"] = "holdout"
         trained.seconds["evaluate"] = time.perf_counter() - start
     trained.seconds["total"] = time.perf_counter() - wall

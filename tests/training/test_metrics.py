@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import classification_report, ece, fit_temperature, softmax
+from training.metrics import classification_report, ece, ece_floor, fit_temperature, softmax
 
 
 def test_report_on_a_known_confusion_matrix():
@@ -26,3 +26,12 @@ def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
     logits = rng.normal(0, 3, (4000, 4))
     labels = np.array([rng.choice(4, p=p) for p in softmax(logits, 2.0)])
     assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.1)
+
+
+def test_ece_floor_is_the_sampling_noise_of_a_calibrated_model():
+    certain = np.eye(3)[[0, 1, 2, 1]]
+    assert ece_floor(certain) == 0.0  # labels drawn from one-hot probabilities always match them
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1.0, 1.0, 1.0], size=2000)
+    floors = [ece_floor(probs[:n], draws=100) for n in (100, 2000)]
+    assert 0.0 < floors[1] < floors[0] < 0.2  # noise, shrinking as the holdout grows
