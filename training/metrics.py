@@ -60,8 +60,13 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature in [0.02, 20] minimising the NLL of ``softmax(logits / T)``.
 
     A log-spaced grid then a finer grid around the best point: deterministic,
-    and well behaved on the tiny validation sets of few-label runs.
+    and well behaved on the tiny validation sets of few-label runs. When every
+    prediction is already right, the NLL only falls as T shrinks and the fit
+    would run to the grid's edge (probabilities of 1.0 for everything, seen at
+    10 photos a class): there is no evidence to recalibrate on, so T = 1.
     """
+    if len(labels) and (logits.argmax(axis=1) == labels).all():
+        return 1.0
     grid = np.geomspace(0.02, 20.0, 181)
     best = grid[np.argmin([nll(logits, labels, t) for t in grid])]
     fine = np.geomspace(max(grid[0], best / 1.06), min(grid[-1], best * 1.06), 41)

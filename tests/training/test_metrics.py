@@ -35,3 +35,8 @@ def test_ece_floor_is_the_sampling_noise_of_a_calibrated_model():
     probs = rng.dirichlet([1.0, 1.0, 1.0], size=2000)
     floors = [ece_floor(probs[:n], draws=100) for n in (100, 2000)]
     assert 0.0 < floors[1] < floors[0] < 0.2  # noise, shrinking as the holdout grows
+
+
+def test_fit_temperature_leaves_an_all_correct_set_alone():
+    logits = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    assert fit_temperature(logits, np.array([0, 1, 0])) == 1.0  # the NLL would run T to the grid's edge
