@@ -62,9 +62,9 @@ def dataset_photos(count: int, seed: int) -> list[Path]:
     return random.Random(seed).sample(photos, min(count, len(photos)))
 
 
-def export_bench_model(work: Path) -> tuple[Path, Path]:
-    """Lite0 with its ImageNet backbone and a fresh 4-class head at the training recipe's input size:
-    model dir + state_dict file."""
+def export_bench_model(work: Path, input_size: int | None) -> tuple[Path, Path]:
+    """Lite0 with its ImageNet backbone and a fresh 4-class head at ``input_size`` (default: the training
+    recipe's; the resize keeps its crop_pct 0.875): model dir + state_dict file."""
     import torch
 
     from training.config import TrainConfig
@@ -77,8 +77,10 @@ def export_bench_model(work: Path) -> tuple[Path, Path]:
     checkpoint = work / "state_dict.pt"
     torch.save(model.state_dict(), checkpoint)
     classes = ["fly_tipping", "graffiti", "no_issue", "pothole"]
-    out = export_model(model, classes=classes, out_dir=work / "model", preprocess=spec_for(TrainConfig()),
-                       version="bench-1")
+    config = TrainConfig()
+    if input_size:
+        config = TrainConfig(image_size=input_size, resize_size=round(input_size / 0.875))
+    out = export_model(model, classes=classes, out_dir=work / "model", preprocess=spec_for(config), version="bench-1")
     return out, checkpoint
 
 
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/classify-bench"), help="scratch folder (photos, model)")
     parser.add_argument("--model", type=Path, help="model directory; default: export one into --work")
     parser.add_argument("--torch-checkpoint", type=Path, help="state_dict for the naive baseline (with --model)")
+    parser.add_argument("--input-size", type=int, help="the exported model's input side; default: the recipe's")
     parser.add_argument("--accuracy-model", type=Path, help="model for the decode-accuracy check; default: the bench model")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--phone-photos", type=int, default=16)
@@ -154,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
-    model, checkpoint = (args.model, args.torch_checkpoint) if args.model else export_bench_model(args.work)
+    model, checkpoint = (args.model, args.torch_checkpoint) if args.model else export_bench_model(args.work, args.input_size)
     phone_dir = args.work / "phone"
     if not phone_dir.is_dir():
         phone_dir.mkdir()
