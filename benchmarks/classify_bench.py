@@ -77,9 +77,7 @@ def export_bench_model(work: Path, input_size: int | None) -> tuple[Path, Path]:
     checkpoint = work / "state_dict.pt"
     torch.save(model.state_dict(), checkpoint)
     classes = ["fly_tipping", "graffiti", "no_issue", "pothole"]
-    config = TrainConfig()
-    if input_size:
-        config = TrainConfig(image_size=input_size, resize_size=round(input_size / 0.875))
+    config = TrainConfig().at_input_size(input_size) if input_size else TrainConfig()
     out = export_model(model, classes=classes, out_dir=work / "model", preprocess=spec_for(config), version="bench-1")
     return out, checkpoint
 

@@ -3,7 +3,7 @@
     python benchmarks/resolution_ablation.py --data ../shared/datasets/civic-photos-dev \
         --sizes 224 256 288 320 --per-class 5 10 all --holdout-seeds 8 --seeds 8
 
-For each input size (resize = size / 0.875, timm's crop_pct for this model),
+For each input size (resize = size / 0.875, timm's crop_pct: ``TrainConfig.at_input_size``),
 the frozen ImageNet Lite0 computes the eval-crop features of every photo once.
 A draw is a seeded 40-per-class holdout plus K photos per class sampled from
 the rest; the linear probe's head (``NormalizedLinear``, class-balanced L-BFGS,
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     model = create_model(len(classes)).eval()
     feats = {}
     for size in args.sizes:
-        config = TrainConfig(data=args.data, image_size=size, resize_size=round(size / 0.875))
+        config = TrainConfig(data=args.data).at_input_size(size)
         recipe = Recipe(config, classes, torch.device("cpu"))
         images = Images(samples, recipe.spec, classes, f"{size} px")
         feats[size] = recipe.feature_views(model, images, 1)  # [1, N, D]: the eval crop

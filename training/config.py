@@ -1,7 +1,9 @@
 """The one training configuration; every field is also a ``train`` CLI flag."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+
+CROP_PCT = 0.875  # timm's centre-crop share for this model: resize_size = image_size / CROP_PCT
 
 
 @dataclass
@@ -39,6 +41,10 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu or cuda (mixed precision on cuda)
     parent_version: str | None = None  # version this model was fine-tuned after (metadata)
     version: str | None = None  # model version string; None = generated
+
+    def at_input_size(self, size: int) -> TrainConfig:
+        """This config with network input side ``size``, resized before the crop at ``CROP_PCT``."""
+        return replace(self, image_size=size, resize_size=round(size / CROP_PCT))
 
     def to_dict(self) -> dict:
         return asdict(self)
