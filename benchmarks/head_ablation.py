@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     split = split_samples(samples, config)  # holdout only: val_fraction 0 leaves the rest in train
     pool, holdout = split.train, split.holdout
     recipe = Recipe(config, classes, torch.device("cpu"))
-    model = create_model(len(classes)).eval()
+    model = create_model(len(classes), stage_features=False).eval()  # pooled head output only, as measured
     pool_images = Images(pool, recipe.spec, classes, "pool")
     hold_images = Images(holdout, recipe.spec, classes, "holdout")
     feats = recipe.feature_views(model, pool_images, args.views)

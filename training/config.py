@@ -18,7 +18,9 @@ class TrainConfig:
     min_val_per_class: int = 20  # below this many images in any class, no val split and phase 2 is skipped
     # (nothing to stop it early on); phase 1 cross-validates on every image either way
     pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
-    linear_probe: bool = False  # phase 1 only: a linear head on frozen features
+    linear_probe: bool = False  # phase 1 on the eval crop only: a linear head on frozen features
+    stage_features: bool = True  # the head also sees the last stage's pooled features (training.model.Lite0);
+    # --linear-probe --no-stage-features is the textbook linear probe, the benchmark's baseline
     image_size: int = 288  # network input side, pixels: above the backbone's 224 pre-training (docs/TRAINING.md)
     resize_size: int = 329  # shorter side before the centre crop (288/329 = timm's crop_pct 0.875)
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model

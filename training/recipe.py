@@ -39,7 +39,7 @@ from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
 from training.metrics import classification_report, ece, fit_temperature, nll, softmax
-from training.model import create_model, features, layer_groups
+from training.model import create_model, layer_groups
 
 log = logging.getLogger("training")
 HEAD_L2_CHOICES = (1e-4, 1e-3, 1e-2)  # head L2 strengths phase 1 cross-validates
@@ -247,7 +247,7 @@ class Recipe:
             return np.stack([self.augment(img, self.spec, self.rng) for img in images.small[sl]])
 
         return torch.stack([
-            self.forward_batches(lambda x: features(model, x), len(images.labels), functools.partial(view, v),
+            self.forward_batches(model.features, len(images.labels), functools.partial(view, v),
                                  f"features {v + 1}/{n_views}")
             for v in range(n_views)
         ]).to(self.device)
@@ -360,7 +360,8 @@ class Recipe:
         train = Images(train_samples, self.spec, self.classes, "train")
         val = Images(val_samples, self.spec, self.classes, "val")
         seconds["decode"] = time.perf_counter() - start
-        model = create_model(len(self.classes), pretrained=cfg.pretrained).to(self.device)
+        model = create_model(len(self.classes), pretrained=cfg.pretrained, stage_features=cfg.stage_features)
+        model = model.to(self.device)
         history, calibration, train_head = [], Calibration(), None
         if cfg.pretrained:
             start = time.perf_counter()

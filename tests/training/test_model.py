@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from training.model import NormalizedLinear, create_model, features, key_map, layer_groups, weights_path
+from training.model import (FEATURE_DIM, STAGE_FEATURE_DIM, NormalizedLinear, create_model, key_map, layer_groups,
+                            weights_path)
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +48,41 @@ def test_layer_groups_run_stem_to_classifier_and_cover_every_parameter():
     assert grouped == {id(p) for p in model.parameters()}
 
 
-def test_features_are_what_the_classifier_sees():
-    model = create_model(2, pretrained=False).eval()
-    x = torch.randn(1, 3, 224, 224)
+def test_features_are_what_the_classifier_sees(imagenet_model):
+    model = create_model(2, pretrained=True).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(model.get_classifier()(features(model, x)), model(x))
+        feats = model.features(x)
+        torch.testing.assert_close(model.get_classifier()(feats), model(x))
+        # the usual pooled features first (timm's pre-logits), then the last stage's pooled output
+        torch.testing.assert_close(feats[:, :FEATURE_DIM], imagenet_model.forward_head(
+            imagenet_model.forward_features(x), pre_logits=True))
+        stage = imagenet_model.blocks(imagenet_model.bn1(imagenet_model.conv_stem(x))).mean((2, 3))
+        torch.testing.assert_close(feats[:, FEATURE_DIM:], stage)
+    assert feats.shape == (2, FEATURE_DIM + STAGE_FEATURE_DIM)
+    probe = create_model(2, pretrained=False, stage_features=False).eval()
+    assert probe.features(x).shape == (2, FEATURE_DIM) and probe.get_classifier().in_features == FEATURE_DIM
 
 
 def test_new_head_sees_features_at_a_fixed_length_and_imagenet_keeps_its_own(imagenet_model):
-    head = create_model(3, pretrained=False).get_classifier()
+    head = create_model(3, pretrained=False, stage_features=False).get_classifier()
     assert isinstance(head, NormalizedLinear) and type(imagenet_model.get_classifier()) is torch.nn.Linear
     x = torch.rand(4, head.in_features)
     torch.testing.assert_close(head(x), head(7.5 * x))
     torch.testing.assert_close(head(x), torch.nn.functional.linear(x / x.norm(dim=1, keepdim=True) * head.scale,
                                                                    head.weight, head.bias))
+
+
+def test_each_feature_level_is_normalised_on_its_own():
+    head = create_model(3, pretrained=False).get_classifier()
+    assert head.chunks == (FEATURE_DIM, STAGE_FEATURE_DIM)
+    x = torch.rand(4, head.in_features)
+    louder_stage = torch.cat([x[:, :FEATURE_DIM], 50 * x[:, FEATURE_DIM:]], dim=1)
+    torch.testing.assert_close(head(x), head(louder_stage))
+    unit = torch.cat([x[:, :FEATURE_DIM] / x[:, :FEATURE_DIM].norm(dim=1, keepdim=True),
+                      x[:, FEATURE_DIM:] / x[:, FEATURE_DIM:].norm(dim=1, keepdim=True)], dim=1)
+    scaled = unit * head.scale / 2 ** 0.5  # the two levels together have length `scale`
+    torch.testing.assert_close(scaled.norm(dim=1), torch.full((4,), head.scale))
+    torch.testing.assert_close(head(x), torch.nn.functional.linear(scaled, head.weight, head.bias))
+    with pytest.raises(ValueError, match="add up"):
+        NormalizedLinear(10, 2, chunks=(4, 4))
