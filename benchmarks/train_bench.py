@@ -19,7 +19,8 @@ from pathlib import Path
 from training.config import TrainConfig
 from training.recipe import run
 
-METHODS = {"full": {}, "probe": {"linear_probe": True}, "scratch": {"pretrained": False}}
+# probe: the textbook linear probe (eval crop, pooled head output); scratch: the recipe from random weights
+METHODS = {"full": {}, "probe": {"linear_probe": True, "stage_features": False}, "scratch": {"pretrained": False}}
 
 
 def main(argv: list[str] | None = None) -> int:
