@@ -39,6 +39,8 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW weight decay, both phases
     batch_size: int = 32  # phase 2 batch size (phase 1 uses 4x)
     patience: int = 2  # phase 2 epochs without validation-loss improvement before stopping
+    phase2_min_z: float = 2.0  # phase 2 is kept only if its calibrated val NLL beats phase 1's by this many
+    # standard errors of the per-photo difference: a smaller gain is noise on a few hundred photos
     threads: int = 0  # torch CPU threads; 0 = all cores
     device: str = "auto"  # auto, cpu or cuda (mixed precision on cuda)
     parent_version: str | None = None  # version this model was fine-tuned after (metadata)

@@ -1,12 +1,14 @@
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 
 from training.data import load_samples
 from training.model import create_model, layer_groups
 from training.recipe import (
-    HEAD_L2_CHOICES, Images, Recipe, param_groups, resolve_device, run, set_trainable, spec_for,
+    HEAD_L2_CHOICES, Images, Recipe, paired_gain_z, param_groups, resolve_device, run, set_trainable, spec_for,
 )
 
 
@@ -58,14 +60,34 @@ def test_phase2_that_never_beats_phase1_leaves_phase1s_head_fitted_on_every_imag
 def test_phase2_keeps_bn_statistics_and_frozen_groups_fixed(recipe_and_images):
     recipe, train, val = recipe_and_images
     recipe.config.epochs, recipe.config.unfreeze_per_epoch, recipe.config.patience = 1, 2, 5
+    recipe.config.phase2_min_z = -math.inf  # keep the epoch whatever its val loss: this test is about what it changed
     model = create_model(3, pretrained=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    recipe.phase2(model, train, val, pretrained=True)
+    history, kept = recipe.phase2(model, train, val, pretrained=True)
+    assert kept and history[-1]["kept"]
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert not {k for k in changed if "running_" in k or "num_batches" in k}
     assert any(k.startswith("blocks.6.") for k in changed)  # third group from the top was unfrozen
     assert not any(k.startswith(("blocks.5.", "conv_stem")) for k in changed)
+
+
+def test_phase2_gain_within_the_val_noise_is_rejected_and_the_start_restored(recipe_and_images):
+    recipe, train, val = recipe_and_images
+    recipe.config.epochs, recipe.config.patience = 1, 5
+    recipe.config.phase2_min_z = math.inf  # no gain is ever enough
+    model = create_model(3, pretrained=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history, kept = recipe.phase2(model, train, val, pretrained=True)
+    assert not kept
+    torch.testing.assert_close(model.state_dict(), before)
+
+
+def test_paired_gain_counts_standard_errors_of_the_per_photo_difference():
+    before = np.array([1.0, 1.0, 1.0, 1.0])
+    assert paired_gain_z(before, before - np.array([0.1, 0.3, 0.1, 0.3])) == pytest.approx(0.2 / (0.1155 / 2), rel=1e-3)
+    assert paired_gain_z(before, before + 0.1) <= 0
+    assert paired_gain_z(before[:1], before[:1] - 1) == 0.0  # one photo: no evidence
 
 
 def test_set_trainable_freezes_all_but_the_top_groups_and_puts_bn_in_eval():
