@@ -121,9 +121,10 @@ class Lite0(nn.Module):
     sees the usual pooled head output (1,280) and, with ``stage_features``,
     the pooled output of the last stage beneath it (320), each normalised on
     its own (Head2Toe, Evci et al. 2022, in its smallest form: intermediate
-    features are less specific to ImageNet). Measured over 64 paired draws:
-    +0.9 and +0.6 points of macro-F1 at 5 and 10 photos per class
-    (docs/TRAINING.md). One ReduceMean more in the graph.
+    features are less specific to ImageNet). Measured over 64 paired draws
+    (benchmarks/probe_ablation.py): +0.9 and +0.5 points of macro-F1 at 5 and
+    10 photos per class, no change with all photos. One ReduceMean more in
+    the graph.
     """
 
     def __init__(self, net: nn.Module, num_classes: int, *, stage_features: bool = True):
