@@ -10,9 +10,14 @@ from classifier.onnx import softmax  # serving's calibrated probabilities, reuse
 ECE_BINS = 15
 
 
-def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+def nll_per_sample(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Negative log-likelihood of each row's label under ``softmax(logits / temperature)``."""
     probs = softmax(logits, temperature)
-    return float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+    return -np.log(probs[np.arange(len(labels)), labels] + 1e-12)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    return float(nll_per_sample(logits, labels, temperature).mean())
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:

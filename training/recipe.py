@@ -38,7 +38,7 @@ from classifier.preprocess import PreprocessSpec, to_array
 from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
-from training.metrics import classification_report, ece, fit_temperature, nll, softmax
+from training.metrics import classification_report, ece, fit_temperature, nll, nll_per_sample, softmax
 from training.model import create_model, layer_groups
 
 log = logging.getLogger("training")
@@ -375,8 +375,7 @@ class Recipe:
         """Per-photo validation NLL at the best temperature, so models trained with and without label
         smoothing (phase 2 and phase 1) are compared fairly: both get calibrated before serving."""
         z = logits.float().cpu().numpy()
-        probs = softmax(z, fit_temperature(z, labels))
-        return -np.log(probs[np.arange(len(labels)), labels] + 1e-12)
+        return nll_per_sample(z, labels, fit_temperature(z, labels))
 
     def fit(self, train_samples: Sequence[data.Sample], val_samples: Sequence[data.Sample]) -> Trained:
         cfg = self.config
