@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, required=True, help="model directory (model.onnx + metadata.json)")
     evaluate.add_argument("--data", type=Path, required=True, help="ImageFolder tree or .jsonl/.csv manifest")
     evaluate.add_argument("--split", choices=("train", "val", "holdout"), help="only manifest rows of this split")
+    evaluate.add_argument("--source", choices=("local", "bootstrap"), help="only manifest rows of this source")
     evaluate.add_argument("--plots-dir", type=Path, help="where the PNGs go (default: the model directory)")
     evaluate.add_argument("--json", action="store_true", help="print the full JSON report (default: a summary)")
     return parser
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples = load_samples(args.data)
             if args.split:
                 samples = [s for s in samples if s.split == args.split]
+            if args.source:
+                samples = [s for s in samples if s.source == args.source]
+            if not samples:
+                raise ValueError(f"no images in {args.data} match split={args.split} source={args.source}")
             report = evaluate_model(args.model, samples, plots_dir=args.plots_dir)
             if args.json:
                 print(json.dumps(report))

@@ -8,7 +8,11 @@ CROP_PCT = 0.875  # timm's centre-crop share for this model: resize_size = image
 
 @dataclass
 class TrainConfig:
-    data: str = ""  # ImageFolder tree or .jsonl/.csv manifest
+    data: str = ""  # ImageFolder tree or .jsonl/.csv manifest (rows without a ``source`` are bootstrap photos)
+    local: str = ""  # optional ImageFolder or manifest of the council's own verified photos (source ``local``)
+    local_share: float = 0.5  # share of each class's training weight carried by its local photos, when the
+    # class has local and bootstrap photos; 0 = every photo weighs the same (docs/TRAINING.md: local adaptation)
+    feature_cache: str = ""  # folder of cached backbone features per photo, reused across runs; "" = none
     out: str = ""  # model directory to write (model.onnx, metadata.json, config.json, ...)
     seed: int = 0  # seeds the per-class sampling, validation split, augmentation and init
     split_seed: int = 0  # seeds the holdout split only, so every --seed shares one holdout

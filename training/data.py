@@ -2,8 +2,10 @@
 
 A manifest is JSONL (one object per line) or CSV (with a header row) with the
 columns ``path`` (relative to the manifest's folder, or absolute), ``label``
-(class slug), ``report_id`` (optional) and ``split`` (``train``, ``val`` or
-``holdout``; empty means ``train``). docs/TRAINING.md describes it.
+(class slug), ``report_id`` (optional), ``source`` (``local``: the council's own
+staff-verified photos, ``bootstrap``: public or curated photos; empty means the
+loader's default) and ``split`` (``train``, ``val`` or ``holdout``; empty means
+``train``). docs/TRAINING.md describes it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from PIL import Image, ImageEnhance
 from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, resize_crop, to_array
 
 SPLITS = ("train", "val", "holdout")
+SOURCES = ("local", "bootstrap")  # the council's own verified photos; public/curated photos
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
 
 
@@ -29,14 +32,20 @@ class Sample:
     label: str
     report_id: str | None = None
     split: str = "train"  # one of SPLITS
+    source: str = "bootstrap"  # one of SOURCES: training weighs local photos above bootstrap ones
 
 
-def load_samples(source: Path) -> list[Sample]:
-    """Samples from an ImageFolder tree (``<class>/<image>``) or a ``.jsonl``/``.csv`` manifest."""
+def load_samples(source: Path, *, default_source: str = "bootstrap") -> list[Sample]:
+    """Samples from an ImageFolder tree (``<class>/<image>``) or a ``.jsonl``/``.csv`` manifest.
+
+    A folder's images, and manifest rows without a ``source``, get ``default_source``.
+    """
+    if default_source not in SOURCES:
+        raise ValueError(f"unknown source {default_source!r}; choose {', '.join(SOURCES)}")
     source = Path(source)
     if source.is_dir():
         return [
-            Sample(path=p, label=class_dir.name)
+            Sample(path=p, label=class_dir.name, source=default_source)
             for class_dir in sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
             for p in sorted(class_dir.iterdir())
             if p.suffix.lower() in IMAGE_SUFFIXES
@@ -53,6 +62,9 @@ def load_samples(source: Path) -> list[Sample]:
         split = row.get("split") or "train"
         if split not in SPLITS:
             raise ValueError(f"{source} row {n}: unknown split {split!r}; choose {', '.join(SPLITS)}")
+        origin = row.get("source") or default_source
+        if origin not in SOURCES:
+            raise ValueError(f"{source} row {n}: unknown source {origin!r}; choose {', '.join(SOURCES)}")
         report_id = row.get("report_id")
         samples.append(
             Sample(
@@ -60,6 +72,7 @@ def load_samples(source: Path) -> list[Sample]:
                 label=str(row["label"]),
                 report_id=None if report_id in (None, "") else str(report_id),
                 split=split,
+                source=origin,
             )
         )
     return samples
@@ -68,7 +81,8 @@ def load_samples(source: Path) -> list[Sample]:
 def write_manifest(samples: Iterable[Sample], path: Path) -> None:
     """Write ``samples`` as a JSONL manifest (absolute paths)."""
     lines = (
-        json.dumps({"path": str(Path(s.path).resolve()), "label": s.label, "report_id": s.report_id, "split": s.split})
+        json.dumps({"path": str(Path(s.path).resolve()), "label": s.label, "report_id": s.report_id,
+                    "source": s.source, "split": s.split})
         for s in samples
     )
     Path(path).write_text("".join(line + "\n" for line in lines))
@@ -115,17 +129,10 @@ def stratified_folds(labels: Sequence[int], k: int, seed: int) -> np.ndarray:
     return folds
 
 
-def balanced_indices(labels: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` indices drawn with replacement so that every class is equally likely."""
-    labels = np.asarray(labels)
-    counts = np.bincount(labels)
-    weights = 1.0 / counts[labels]
-    return rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
-
-
 def summary(samples: Sequence[Sample], source: str) -> dict:
     """The ``training_data`` block of metadata.json."""
-    return {"n_images": len(samples), "per_class": dict(sorted(Counter(s.label for s in samples).items())), "source": source}
+    return {"n_images": len(samples), "per_class": dict(sorted(Counter(s.label for s in samples).items())),
+            "per_source": dict(sorted(Counter(s.source for s in samples).items())), "source": source}
 
 
 # --- transforms ---------------------------------------------------------------------------------

