@@ -93,3 +93,69 @@ class TrainingSplit(models.Model):
     def __str__(self) -> str:
         subject = f"report {self.report_id}" if self.report_id else f"example {self.example_id}"
         return f"{subject}: {self.split}"
+
+
+class RetrainRun(models.Model):
+    """One retraining request and what came of it: why it ran, who asked, the outcome.
+
+    At most one row is pending or running at a time (partial unique index), besides
+    the advisory lock `classifier.retrain` takes, so a request can never be queued
+    twice. Created by `classifier.runs.retrain_request` (queued: staff, corrections)
+    or by `classifier.retrain.retrain` itself (the nightly `manage.py retrain`).
+    """
+
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", "Nightly timer"
+        STAFF = "staff", "Retrain now (staff)"
+        CORRECTIONS = "corrections", "Staff corrections"
+        OTHER = "other", "Other"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    OPEN_STATES = (State.PENDING, State.RUNNING)
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    reason = models.CharField(max_length=500)  # in words, for the model panel
+    # Which evidence triggers this run used up (e.g. ["corrections", "share:pothole"]) and their counts.
+    evidence = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    active_version = models.CharField(max_length=64, blank=True)  # active model when requested
+    force = models.BooleanField(default=False)  # train even with fewer than RETRAIN_MIN_NEW_LABELS new labels
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    outcome = models.CharField(max_length=16, blank=True)  # promoted / rejected / candidate / skipped / failed
+    candidate_version = models.CharField(max_length=64, blank=True)
+    report = models.JSONField(null=True, blank=True)  # retrain()'s report (report.json), gate reasons included
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)  # django-tasks result id of the queued run
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["active_version", "trigger"])]
+        constraints = [
+            models.UniqueConstraint(
+                models.Value(True), condition=Q(state__in=["pending", "running"]), name="one_open_retrain_run",
+                violation_error_message="A retrain is already pending or running."),
+        ]
+
+    def __str__(self) -> str:
+        return f"retrain {self.pk} ({self.trigger}, {self.state})"
+
+    @property
+    def gate_reasons(self) -> list[str]:
+        """Why the run ended as it did: the promotion gate's reasons, else the skip reason or the error."""
+        report = self.report or {}
+        reasons = list((report.get("decision") or {}).get("reasons") or [])
+        if not reasons and report.get("reason"):
+            reasons = [report["reason"]]
+        if not reasons and self.error:
+            reasons = [self.error]
+        return reasons

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .models import ModelVersion
+from .models import ModelVersion, RetrainRun
+from .runs import retrain_run_finish, retrain_run_skipped, retrain_run_start
 from .services import model_activate, model_register
 from .training_data import export_training_set
 
@@ -94,12 +95,33 @@ def _unlock() -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
 
 
-def retrain(*, force: bool = False) -> dict:
-    """One retraining run. Returns (and writes to RETRAIN_DIR/<run>/report.json) what happened."""
+def retrain(*, force: bool = False, trigger: str = RetrainRun.Trigger.OTHER, reason: str = "",
+            requested_by=None, run_id: int | None = None) -> dict:
+    """One retraining run, recorded as a RetrainRun (why, who, outcome). Returns (and writes
+    to RETRAIN_DIR/<run>/report.json) what happened.
+
+    `run_id`: carry out that queued request (classifier.runs.retrain_request), with its own
+    trigger, reason and force. Without it (the nightly `manage.py retrain`) a request still
+    pending is served; otherwise a new record with `trigger` and `reason` is made.
+    """
     if not _try_lock():
-        return {"outcome": "skipped", "reason": "another retraining run holds the lock"}
+        why = "another retraining run holds the lock"
+        if run_id is None:  # a queued request stays pending for the run that holds the lock
+            retrain_run_skipped(trigger=trigger, reason=reason or why, requested_by=requested_by, why=why)
+        return {"outcome": "skipped", "reason": why}
     try:
-        return _retrain_locked(force=force)
+        run = retrain_run_start(run_id=run_id, trigger=trigger, reason=reason or RetrainRun.Trigger(trigger).label,
+                                requested_by=requested_by, force=force)
+        if run is None:
+            return {"outcome": "skipped", "reason": f"retrain request {run_id} was already served"}
+        try:
+            report = _retrain_locked(force=run.force or force)
+        except BaseException as exc:
+            retrain_run_finish(run=run, error=exc)
+            raise
+        report["retrain_run"] = run.pk
+        retrain_run_finish(run=run, report=report)
+        return report
     finally:
         _unlock()
 

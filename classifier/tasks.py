@@ -46,9 +46,16 @@ def classify_pending_task() -> int:
     return classify_pending()
 
 
-@task()
-def retrain_task(force: bool = True) -> dict:
-    """'Retrain now' from the console; the same run as the nightly `manage.py retrain`."""
+@task(backend="training")
+def retrain_task(run_id: int) -> dict:
+    """Carry out a queued retrain request (classifier.runs.retrain_request: "Retrain now",
+    staff corrections); the same run as the nightly `manage.py retrain`. On the "training"
+    backend, so a multi-minute training never runs inside a web request or holds up
+    classification on the default queue."""
     from .retrain import retrain
 
-    return retrain(force=force)
+    try:
+        return retrain(run_id=run_id)
+    except Exception:
+        logger.exception("retrain %s failed", run_id)
+        raise

@@ -84,6 +84,17 @@ def auto_triage_stats(*, version: str) -> dict:
     return agg
 
 
+def retrain_runs_context(*, active, registry_available: bool) -> dict:
+    """Recent retrain runs (why, who, outcome) and progress toward the correction triggers."""
+    if not registry_available:
+        return {"retrain_runs": [], "open_run": None, "triggers": None}
+    from classifier.runs import open_retrain_run, recent_retrain_runs
+    from classifier.triggers import trigger_status
+
+    return {"retrain_runs": recent_retrain_runs(limit=10), "open_run": open_retrain_run(),
+            "triggers": trigger_status(active=active)}
+
+
 def model_panel_context(user) -> dict:
     ModelVersion = _model_version_class()
     active, versions, newest_created = None, [], None
@@ -102,6 +113,7 @@ def model_panel_context(user) -> dict:
         "quality": model_quality(version=active.version, since=active.activated_at) if active else None,
         "auto": auto_triage_stats(version=active.version) if active else None,
         "waiting_labels": waiting.count(),
+        **retrain_runs_context(active=active, registry_available=ModelVersion is not None),
         "categories": Category.objects.order_by("order", "name"),
         "retrain_available": services.retrain_available(),
         "can": {p: user.has_perm(f"console.{p}") for p in ("edit_thresholds", "retrain_model", "rollback_model")},

@@ -81,6 +81,22 @@ def _slug(category: Category | None) -> str:
     return category.slug if category else ""
 
 
+def _after_label_commit(report: Report) -> None:
+    """Once a staff label on a report the model classified commits, see whether the corrections
+    now call for a retrain (classifier.triggers). Never fails the decision: errors are logged."""
+    if not report.predicted_label:
+        return
+
+    def check() -> None:
+        from classifier.triggers import retrain_if_evidence
+
+        run = retrain_if_evidence()
+        if run is not None:
+            logger.info("retrain %s queued after a decision on %s: %s", run.pk, report.service_request_id, run.reason)
+
+    transaction.on_commit(check, robust=True)
+
+
 def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category, expected_version: int) -> Report:
     """Set the staff label. Agreeing with the model is a 'verify', differing a 'correct'.
     A report still waiting for review becomes triaged. Rejected or duplicate
@@ -106,6 +122,7 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
         if r.status != old_status:
             record_event(report=r, actor=staff, action="status", field="status", from_value=old_status,
                          to_value=r.status)
+        _after_label_commit(r)
     return r
 
 
@@ -140,6 +157,7 @@ def report_set_status(*, report: Report, staff: AbstractBaseUser, status: str, e
             record_event(report=r, actor=staff, action="reject", field="final_category",
                          from_value=_slug(previous_label), to_value="no_issue",
                          note=f"model said {r.predicted_label or 'nothing'}")
+            _after_label_commit(r)
         if old == S.DUPLICATE:
             r.duplicate_of = None
             fields.append("duplicate_of")
@@ -273,16 +291,31 @@ def retrain_available() -> bool:
     return _retrain_task() is not None
 
 
-def model_retrain(*, staff: AbstractBaseUser) -> str:
-    """Enqueue a forced retrain (the nightly run skips when too few new labels); returns the task id.
-    With the immediate backend (demo) this runs the whole training before returning."""
+def model_retrain(*, staff: AbstractBaseUser):
+    """Queue a forced retrain (the nightly run skips when too few new labels) and return its
+    RetrainRun. Returns at once: the training runs on the "training" task backend (its own
+    worker; a background thread in the demo). A request already queued whose task was lost
+    (the demo server restarted) is sent again; one already running raises ValidationError."""
     require(staff, "console.retrain_model")
-    task = _retrain_task()
-    if task is None:
+    if _retrain_task() is None:
         raise ValidationError("Retraining is not available in this installation (no classifier.tasks.retrain_task).")
-    result = task.enqueue(force=True)
-    logger.info("retrain enqueued by %s: %s", staff, result.id)
-    return str(result.id)
+    from classifier.models import RetrainRun
+    from classifier.runs import open_retrain_run, retrain_request, retrain_run_dispatch
+
+    for _ in range(3):  # an open run may finish between the two looks
+        run = retrain_request(trigger=RetrainRun.Trigger.STAFF, reason=f"Retrain now by {staff.get_username()}",
+                              requested_by=staff, force=True)
+        if run is not None:
+            logger.info("retrain %s queued by %s", run.pk, staff)
+            return run
+        current = open_retrain_run()
+        if current is not None and current.state == RetrainRun.State.PENDING:
+            retrain_run_dispatch(run=current)
+            return current
+        if current is not None:
+            raise ValidationError(f"A retrain is already running (run {current.pk}, since "
+                                  f"{timezone.localtime(current.started_at):%d %b %H:%M}: {current.reason}).")
+    raise ValidationError("Could not queue the retrain; try again.")
 
 
 def model_rollback(*, staff: AbstractBaseUser):

@@ -429,8 +429,9 @@ def set_threshold(request):
 @staff_view
 def retrain(request):
     try:
-        task_id = services.model_retrain(staff=request.user)
-        messages.success(request, f"Retraining queued (task {task_id}).")
+        run = services.model_retrain(staff=request.user)
+        messages.success(request, f"Retraining queued (run {run.pk}: {run.reason}). It runs in the background; "
+                                  "the retrain runs below show its progress.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("console:model")

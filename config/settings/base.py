@@ -144,7 +144,14 @@ CACHES = {
 }
 
 # Tasks: immediate in the demo, database-backed queue + db_worker in production.
-TASKS = {"default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend")}}
+# "training" carries retrains (minutes each) apart from classification: in the demo a
+# background thread, so "Retrain now" and correction-triggered retrains never run inside
+# a web request; in production its own `db_worker --backend training`.
+TASKS = {
+    "default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend")},
+    "training": {"BACKEND": env("TRAINING_TASKS_BACKEND",
+                                default="classifier.task_backends.BackgroundThreadBackend")},
+}
 
 # Classifier (see classifier/). DEVICE: auto | cuda | cpu.
 CLASSIFIER = {
@@ -169,6 +176,11 @@ RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verifi
 RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
 RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active
 RETRAIN_MIN_MACRO_F1 = env.float("RETRAIN_MIN_MACRO_F1", default=0.5)  # first model ever: sanity floor
+# Correction-triggered retraining (classifier/triggers.py): staff corrections of the active
+# model's predictions since its activation queue one retrain per trigger and model. 0 = off.
+RETRAIN_AFTER_CORRECTIONS = env.int("RETRAIN_AFTER_CORRECTIONS", default=10)  # corrections, all categories
+RETRAIN_CORRECTION_SHARE = env.float("RETRAIN_CORRECTION_SHARE", default=0.15)  # share (0-1) of one label's reports
+RETRAIN_CORRECTION_MIN_VERIFIED = env.int("RETRAIN_CORRECTION_MIN_VERIFIED", default=10)  # reports of that label first
 HOLDOUT_SHARE = 0.2  # share of each label's verified reports frozen into the holdout
 HOLDOUT_MIN_PER_LABEL = 5  # labels with fewer verified reports get no holdout yet
 

@@ -9,7 +9,10 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set in production")
 DEBUG = False
 CLASSIFIER_BATCH_WAIT_MS = env.int("CLASSIFIER_BATCH_WAIT_MS", default=50)  # ms; lets a GPU worker fill batches
-TASKS = {"default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}}
+TASKS = {
+    "default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")},
+    "training": {"BACKEND": env("TRAINING_TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")},
+}
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -18,4 +18,7 @@ STORAGES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 MAP_TILE_URL = ""  # no network in tests
-TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+# Retrains are only recorded as enqueued (tests/classifier/test_triggers.py); tests that
+# train call classifier.retrain.retrain themselves.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+         "training": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}

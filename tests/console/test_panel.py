@@ -83,21 +83,30 @@ def test_supervisor_rollback_reactivates_the_previous_model(client, supervisor, 
 
 
 @pytest.mark.django_db
-def test_supervisor_retrain_now_enqueues_the_retrain_task(client, supervisor, monkeypatch):
-    from classifier import tasks
+def test_panel_lists_retrain_runs_with_why_who_and_outcome(client, supervisor, triager, make_report, active_model,
+                                                           settings):
+    from classifier.models import RetrainRun
 
-    calls = []
-
-    class Result:
-        id = "task-1"
-
-    class FakeTask:  # the real one would train a model right here (immediate backend)
-        def enqueue(self, **kwargs):
-            calls.append(kwargs)
-            return Result()
-
-    monkeypatch.setattr(tasks, "retrain_task", FakeTask())
+    settings.RETRAIN_AFTER_CORRECTIONS = 10
+    RetrainRun.objects.create(
+        trigger="corrections", reason="12 staff corrections of v0 since activation (threshold 10)",
+        active_version="v0", state="done", outcome="promoted", candidate_version="v1",
+        report={"outcome": "promoted", "decision": {"promote": True, "reasons": [
+            "macro-F1 0.810 vs active 0.790: within 0.01"]}})
+    RetrainRun.objects.create(trigger="nightly", reason="nightly timer (manage.py retrain)", active_version="v1",
+                              state="done", outcome="skipped",
+                              report={"outcome": "skipped", "reason": "3 new verified labels; need 20"})
+    RetrainRun.objects.create(trigger="staff", reason="Retrain now by sam", requested_by=supervisor,
+                              active_version="v1", state="pending")
+    for slug in ("graffiti", "graffiti", "pothole"):  # two corrections of v1's "pothole", one agreement
+        r = make_report(predicted="pothole", model_version="v1")
+        services.report_verify(report=r, staff=triager, category=category(slug), expected_version=1)
     client.force_login(supervisor)
-    response = client.post(reverse("console:retrain"), follow=True)
-    assert calls == [{"force": True}]
-    assert "Retraining queued (task task-1)" in response.content.decode()
+    html = client.get(reverse("console:model")).content.decode()
+    assert "Staff corrections</strong>: 12 staff corrections of v0 since activation (threshold 10)" in html
+    assert "<strong>promoted</strong> v1" in html and "macro-F1 0.810 vs active 0.790: within 0.01" in html
+    assert "Nightly timer</strong>: nightly timer (manage.py retrain)" in html and "3 new verified labels; need 20" in html
+    assert "Retrain now (staff)</strong>: Retrain now by sam" in html and "<td>sam</td>" in html
+    assert 'id="open-retrain">A retrain is <strong>pending</strong>' in html
+    assert "<strong>2 of 10</strong> corrections since activation" in html
+    assert "graffiti: 2 of 2 verified corrected (100%)" in html
