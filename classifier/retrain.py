@@ -1,5 +1,10 @@
 """Scheduled retraining: export -> train (subprocess) -> evaluate both on the frozen holdout -> gate -> promote.
 
+Both models are evaluated on the whole holdout and on each source's part of it
+(`local`: the council's own verified reports; `bootstrap`: imported examples);
+the gate judges the whole holdout and, once it holds two classes of them, the
+council's own photos, and promotes only if every applied gate passes.
+
 The web environment never imports torch: training and evaluation run as
 `TRAINING_PYTHON -m training ...` subprocesses and hand back files. A
 PostgreSQL advisory lock keeps two runs from overlapping (it is released
@@ -27,12 +32,15 @@ from .training_data import export_training_set
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = 0x43495649  # advisory lock id for retraining ("CIVI")
+SOURCES = ("local", "bootstrap")  # the manifest's `source` values (training.data.SOURCES)
+SLICE_NAMES = {"overall": "whole holdout", "local": "this council's photos", "bootstrap": "bootstrap photos"}
 
 
 @dataclass
 class GateResult:
     promote: bool
     reasons: list[str] = field(default_factory=list)
+    slices: dict[str, bool] = field(default_factory=dict)  # holdout slice -> passed, for the gates applied
 
 
 def gate(candidate: dict, active: dict | None, *, max_f1_drop: float, max_recall_drop: float,
@@ -65,6 +73,27 @@ def gate(candidate: dict, active: dict | None, *, max_f1_drop: float, max_recall
     return GateResult(ok, reasons)
 
 
+def gates_to_apply(summary: dict) -> list[str]:
+    """The holdout slices the gate judges: the whole holdout always, and the council's own
+    photos (`local`) as well once their part of the holdout holds at least two classes."""
+    local = summary.get("per_source", {}).get("local", {}).get("holdout_per_class", {})
+    return ["overall"] + (["local"] if sum(1 for n in local.values() if n) >= 2 else [])
+
+
+def gate_slices(candidate: dict[str, dict], active: dict[str, dict] | None, *, slices: list[str],
+                max_f1_drop: float, max_recall_drop: float, min_f1: float) -> GateResult:
+    """`gate` on each holdout slice in `slices` (metrics keyed by slice: "overall", "local",
+    "bootstrap"); promote only if every one passes. Reasons are prefixed with the slice."""
+    promote, reasons, passed = True, [], {}
+    for name in slices:
+        result = gate(candidate[name], active[name] if active else None, max_f1_drop=max_f1_drop,
+                      max_recall_drop=max_recall_drop, min_f1=min_f1)
+        promote &= result.promote
+        passed[name] = result.promote
+        reasons += [f"{SLICE_NAMES.get(name, name)}: {r}" for r in result.reasons]
+    return GateResult(promote, reasons, passed)
+
+
 def _python() -> str:
     return settings.TRAINING_PYTHON or sys.executable
 
@@ -79,9 +108,26 @@ def _run(args: list[str], log: Path) -> str:
     return proc.stdout
 
 
-def _evaluate(model_dir: Path, manifest: Path, log: Path) -> dict:
-    out = _run(["evaluate", "--model", str(model_dir), "--data", str(manifest), "--split", "holdout", "--json"], log)
+def _evaluate(model_dir: Path, manifest: Path, log: Path, *, plots_dir: Path, source: str | None = None) -> dict:
+    args = ["evaluate", "--model", str(model_dir), "--data", str(manifest), "--split", "holdout",
+            "--plots-dir", str(plots_dir), "--json"]
+    out = _run(args + (["--source", source] if source else []), log)
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _evaluate_slices(model_dir: Path, manifest: Path, summary: dict, log: Path, *, plots_dir: Path) -> dict[str, dict]:
+    """Holdout metrics keyed by slice: "overall", and each source with holdout rows. When one
+    source holds the whole holdout its slice is the overall one (not evaluated twice)."""
+    sources = [s for s in SOURCES if summary.get("per_source", {}).get(s, {}).get("holdout_per_class")]
+    slices = {"overall": _evaluate(model_dir, manifest, log, plots_dir=plots_dir / "overall")}
+    for source in sources:
+        slices[source] = slices["overall"] if len(sources) == 1 else _evaluate(
+            model_dir, manifest, log, plots_dir=plots_dir / source, source=source)
+    return slices
+
+
+def _by_source(slices: dict[str, dict] | None) -> dict[str, dict] | None:
+    return {s: slices[s] for s in SOURCES if s in slices} if slices else None
 
 
 def _try_lock() -> bool:
@@ -154,15 +200,24 @@ def _retrain_locked(*, force: bool) -> dict:
     _run(args, log)
 
     has_holdout = bool(summary["holdout_per_class"])
-    candidate_metrics = _evaluate(candidate_dir, manifest, log) if has_holdout else None
-    active_metrics = _evaluate(active.directory, manifest, log) if (active and has_holdout) else None
-    if candidate_metrics is None:
+    plots = run_dir / "plots"
+    candidate_slices = (_evaluate_slices(candidate_dir, manifest, summary, log, plots_dir=plots / "candidate")
+                        if has_holdout else None)
+    active_slices = (_evaluate_slices(active.directory, manifest, summary, log, plots_dir=plots / "active")
+                     if (active and has_holdout) else None)
+    candidate_metrics = candidate_slices["overall"] if candidate_slices else None
+    active_metrics = active_slices["overall"] if active_slices else None
+    gates = gates_to_apply(summary) if has_holdout else []
+    if candidate_slices is None:
         decision = GateResult(False, ["no holdout yet (too few verified labels per class); kept as candidate"])
     else:
-        decision = gate(candidate_metrics, active_metrics, max_f1_drop=settings.RETRAIN_MAX_MACRO_F1_DROP,
-                        max_recall_drop=settings.RETRAIN_MAX_RECALL_DROP, min_f1=settings.RETRAIN_MIN_MACRO_F1)
+        decision = gate_slices(candidate_slices, active_slices, slices=gates,
+                               max_f1_drop=settings.RETRAIN_MAX_MACRO_F1_DROP,
+                               max_recall_drop=settings.RETRAIN_MAX_RECALL_DROP, min_f1=settings.RETRAIN_MIN_MACRO_F1)
     report.update(candidate_version=version, candidate_holdout=candidate_metrics,
-                  active_holdout=active_metrics, decision=asdict(decision))
+                  active_holdout=active_metrics, candidate_holdout_by_source=_by_source(candidate_slices),
+                  active_holdout_by_source=_by_source(active_slices), gates_applied=gates,
+                  decision=asdict(decision))
     mv = model_register(source_dir=candidate_dir, metrics=candidate_metrics or {})
     if decision.promote:
         model_activate(version=mv.version)
@@ -183,6 +238,15 @@ def _write(report: dict, run_dir: Path) -> dict:
         lines.append(report["reason"])
     for reason in report.get("decision", {}).get("reasons", []):
         lines.append(f"- {reason}")
+    if report.get("gates_applied"):
+        lines += ["", f"Gates applied: {', '.join(SLICE_NAMES[g] for g in report['gates_applied'])}", "",
+                  "| holdout slice | images | candidate macro-F1 | active macro-F1 |", "|---|---|---|---|"]
+        candidate, active = report.get("candidate_holdout_by_source") or {}, report.get("active_holdout_by_source") or {}
+        slices = [("overall", report.get("candidate_holdout"), report.get("active_holdout"))]
+        slices += [(s, candidate[s], active.get(s)) for s in SOURCES if s in candidate]
+        for name, c, a in slices:
+            active_f1 = f"{a['macro_f1']:.3f}" if a else "—"
+            lines.append(f"| {SLICE_NAMES[name]} | {c['n_images']} | {c['macro_f1']:.3f} | {active_f1} |")
     lines += ["", f"Active model before: {report['active_version'] or 'none'}",
               f"Training data: {report['data']}"]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -5,19 +5,22 @@ import io
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from reports import photos as report_photos
 from reports.models import Category, Report
 from reports.services import record_event
 
 from . import registry
-from .models import ModelVersion
+from .models import ModelVersion, TrainingExample
 from .onnx import ModelError, load_model
 from .routing import NO_ISSUE, route
 
@@ -221,3 +224,45 @@ def classify_pending(batch_size: int | None = None) -> int:
             break
         total += done
     return total
+
+
+@dataclass(frozen=True)
+class ExampleIntake:
+    example: TrainingExample | None  # None when the photo is already a report
+    created: bool
+    reason: str = ""  # why nothing was created
+
+
+def training_example_create(*, photo: bytes, label: str, source: str = TrainingExample.Source.BOOTSTRAP,
+                            origin: str = "") -> ExampleIntake:
+    """Store a labelled photo as training data only: an oriented, metadata-free JPEG in
+    private storage and a TrainingExample row. Never creates a Report, so the photo
+    appears in no public feed, console queue or map.
+
+    Raises ValidationError (unknown label or source, or a photo `reports.photos`
+    refuses) before anything is written. A photo is stored once, keyed by the
+    SHA-256 of its bytes: one that is already an example, or already a report (whose
+    staff label trains anyway), gives created=False.
+    """
+    if source not in TrainingExample.Source.values:
+        raise ValidationError({"source": f"Unknown source {source!r}; choose {' or '.join(TrainingExample.Source.values)}."})
+    if label != NO_ISSUE and not Category.objects.filter(slug=label).exists():
+        raise ValidationError({"label": f"{label!r} is not a category slug or {NO_ISSUE}."})
+    info = report_photos.read_photo(photo)
+    existing = TrainingExample.objects.filter(photo_sha256=info.sha256).first()
+    if existing is not None:
+        return ExampleIntake(example=existing, created=False, reason="already a training example")
+    if Report.objects.filter(photo_sha256=info.sha256).exists():
+        return ExampleIntake(example=None, created=False, reason="already a report")
+    example = TrainingExample(photo_sha256=info.sha256, label=label, source=source, origin=origin[-500:])
+    example.full_clean(exclude=["photo"])
+    data = report_photos.training_copy(info)
+    try:
+        with transaction.atomic():
+            example.photo.save(f"training/{info.sha256[:2]}/{info.sha256}.jpg", ContentFile(data), save=False)
+            example.save()
+    except BaseException:
+        if example.photo.name:
+            example.photo.storage.delete(example.photo.name)
+        raise
+    return ExampleIntake(example=example, created=True)

@@ -84,6 +84,17 @@ def auto_triage_stats(*, version: str) -> dict:
     return agg
 
 
+HOLDOUT_SOURCES = (("local", "this council's photos"), ("bootstrap", "bootstrap photos"))
+
+
+def holdout_by_source(version) -> list[dict]:
+    """Holdout numbers per source of a ModelVersion, as the retrain run that built it recorded
+    them (none for older or hand-registered models): the council's own photos first."""
+    by_source = (version.promotion_report or {}).get("candidate_holdout_by_source") or {}
+    return [{"source": source, "name": name, "macro_f1": m.get("macro_f1"), "n_images": m.get("n_images")}
+            for source, name in HOLDOUT_SOURCES if (m := by_source.get(source))]
+
+
 def retrain_runs_context(*, active, registry_available: bool) -> dict:
     """Recent retrain runs (why, who, outcome) and progress toward the correction triggers."""
     if not registry_available:
@@ -103,6 +114,8 @@ def model_panel_context(user) -> dict:
         active = next((v for v in versions if v.status == "active"), None) or \
             ModelVersion.objects.filter(status="active").select_related("activated_by").first()
         newest_created = versions[0].created_at if versions else None
+        for v in versions:
+            v.holdout_by_source = holdout_by_source(v)
     waiting = Report.objects.filter(staff_labelled())
     if newest_created is not None:
         waiting = waiting.filter(verified_at__gt=newest_created)
@@ -110,6 +123,7 @@ def model_panel_context(user) -> dict:
         "registry_available": ModelVersion is not None,
         "active": active,
         "versions": versions,
+        "active_holdout_by_source": holdout_by_source(active) if active else [],
         "quality": model_quality(version=active.version, since=active.activated_at) if active else None,
         "auto": auto_triage_stats(version=active.version) if active else None,
         "waiting_labels": waiting.count(),

@@ -145,6 +145,11 @@ def thumbnail(info: PhotoInfo) -> bytes:
     return _clean_jpeg(info.image, settings.THUMBNAIL_MAX_SIDE, quality=80)
 
 
+def training_copy(info: PhotoInfo) -> bytes:
+    """Full size, oriented, metadata-free JPEG (quality 95): how a training example is kept."""
+    return _clean_jpeg(info.image, max(info.width, info.height), quality=95)
+
+
 def difference_hash(img: Image.Image) -> str:
     """64-bit dHash (hex). Near-identical photos differ in a few bits.
 

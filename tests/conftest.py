@@ -22,10 +22,12 @@ def media_dirs(settings, tmp_path, monkeypatch):
         "private": {"BACKEND": "django.core.files.storage.FileSystemStorage",
                     "OPTIONS": {"location": str(private), "base_url": None}},
     }
+    from classifier.models import TrainingExample
     from reports.models import Report
 
-    for name in ("photo_original", "photo_public", "photo_thumbnail"):
-        field = Report._meta.get_field(name)
+    for model, name in ((Report, "photo_original"), (Report, "photo_public"), (Report, "photo_thumbnail"),
+                        (TrainingExample, "photo")):
+        field = model._meta.get_field(name)
         monkeypatch.setattr(field, "storage", field._storage_callable())
     return public, private
 

@@ -78,3 +78,36 @@ def gif(size=(32, 32)) -> bytes:
     out = io.BytesIO()
     photo(size).save(out, "GIF")
     return out.getvalue()
+
+
+LABELS = ("pothole", "graffiti", "fly_tipping", "no_issue")
+
+
+def class_pattern(label: str, rng, size=(128, 96)):
+    """Texture per class (orientation and frequency survive flips, crops and colour jitter): RGB uint8 array."""
+    import numpy as np
+
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    phase = rng.uniform(0, 6.28)
+    wave = {
+        "pothole": np.sin(x / 3 + phase),  # vertical stripes
+        "graffiti": np.sin(y / 3 + phase),  # horizontal stripes
+        "fly_tipping": np.sign(np.sin(x / 6 + phase)) * np.sign(np.sin(y / 6 + phase)),  # checkerboard
+        "no_issue": np.zeros_like(x, dtype=float),  # flat
+    }[label]
+    grey = 128 + 90 * wave + rng.normal(0, 12, size=wave.shape)
+    return np.repeat(np.clip(grey, 0, 255)[..., None], 3, axis=2).astype("uint8")
+
+
+def labelled_folder(root, per_class: int, seed: int = 0, labels=LABELS, looks_like: dict | None = None):
+    """An ImageFolder tree root/<label>/<seed>-<i>.jpg of class_pattern JPEGs; `looks_like`
+    maps a label to the pattern its photos get instead (a shifted domain). Returns root."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for label in labels:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = class_pattern((looks_like or {}).get(label, label), rng)
+            Image.fromarray(pixels).save(root / label / f"{seed}-{i}.jpg", quality=90)
+    return root

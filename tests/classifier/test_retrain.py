@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import psycopg
 import pytest
 from django.core.management import call_command
@@ -8,10 +7,11 @@ from django.db import connection
 from PIL import Image
 
 from classifier.models import ModelVersion, TrainingSplit
-from classifier.retrain import LOCK_KEY, gate, retrain
+from classifier.retrain import LOCK_KEY, gate, gate_slices, gates_to_apply, retrain
 from classifier.services import model_activate, model_register
 from classifier.training_data import assign_splits, export_training_set
 from reports.models import Report
+from tests import images
 
 pytestmark = pytest.mark.django_db
 LABELS = ("pothole", "graffiti", "fly_tipping", "no_issue")
@@ -39,51 +39,57 @@ def test_gate_for_the_first_model_uses_a_floor():
     assert not gate(metrics(0.4, {}), None, max_f1_drop=0, max_recall_drop=0, min_f1=0.5).promote
 
 
-def pattern(label, rng):
-    """Texture per class (orientation and frequency survive flips, crops and colour jitter)."""
-    y, x = np.mgrid[0:96, 0:128]
-    phase = rng.uniform(0, 6.28)
-    wave = {
-        "pothole": np.sin(x / 3 + phase),  # vertical stripes
-        "graffiti": np.sin(y / 3 + phase),  # horizontal stripes
-        "fly_tipping": np.sign(np.sin(x / 6 + phase)) * np.sign(np.sin(y / 6 + phase)),  # checkerboard
-        "no_issue": np.zeros_like(x, dtype=float),  # flat
-    }[label]
-    grey = 128 + 90 * wave + rng.normal(0, 12, size=wave.shape)
-    return np.repeat(np.clip(grey, 0, 255)[..., None], 3, axis=2).astype("uint8")
+LIMITS = dict(max_f1_drop=0.01, max_recall_drop=0.05, min_f1=0.5)
+
+
+def test_local_gate_applies_once_the_local_holdout_has_two_classes():
+    def summary(local):
+        return {"per_source": {"bootstrap": {"holdout_per_class": {"pothole": 4, "no_issue": 4}},
+                               "local": {"holdout_per_class": local}}}
+    assert gates_to_apply(summary({})) == ["overall"]
+    assert gates_to_apply(summary({"pothole": 3})) == ["overall"]
+    assert gates_to_apply(summary({"pothole": 3, "no_issue": 1})) == ["overall", "local"]
+    assert gates_to_apply({"holdout_per_class": {"pothole": 2}}) == ["overall"]  # a summary from before sources
+
+
+def test_candidate_worse_on_local_photos_but_fine_on_bootstrap_is_rejected():
+    fine = metrics(0.95, {"pothole": 0.95, "no_issue": 0.95})
+    candidate = {"overall": fine, "bootstrap": fine, "local": metrics(0.60, {"pothole": 0.4, "no_issue": 0.8})}
+    active = {"overall": metrics(0.94, {"pothole": 0.94, "no_issue": 0.94}), "bootstrap": fine,
+              "local": metrics(0.85, {"pothole": 0.85, "no_issue": 0.85})}
+    decision = gate_slices(candidate, active, slices=["overall", "local"], **LIMITS)
+    assert not decision.promote and decision.slices == {"overall": True, "local": False}
+    assert any(r.startswith("this council's photos: macro-F1 0.600 is 0.250 below") for r in decision.reasons)
+    assert any(r.startswith("whole holdout: macro-F1 0.950 vs active 0.940") for r in decision.reasons)
+    # Judged on the whole holdout alone (no local gate yet), the same candidate would pass.
+    assert gate_slices(candidate, active, slices=["overall"], **LIMITS).promote
+
+
+def test_first_model_must_reach_the_floor_on_every_applied_slice():
+    candidate = {"overall": metrics(0.9, {}), "local": metrics(0.4, {})}
+    decision = gate_slices(candidate, None, slices=["overall", "local"], **LIMITS)
+    assert not decision.promote and decision.slices == {"overall": True, "local": False}
+    assert gate_slices(candidate, None, slices=["overall"], **LIMITS).promote
 
 
 def write_folder(root, per_class, seed=0):
-    rng = np.random.default_rng(seed)
-    for label in LABELS:
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            Image.fromarray(pattern(label, rng)).save(root / label / f"{seed}-{i}.jpg", quality=90)
-    return root
-
-
-def test_import_creates_verified_reports_with_rejected_as_no_issue(tmp_path):
-    call_command("import_labelled_photos", str(write_folder(tmp_path / "data", 3)))
-    assert Report.objects.count() == 12
-    assert Report.objects.filter(status="rejected").count() == 3
-    assert set(Report.objects.exclude(status="rejected").values_list("final_category__slug", flat=True)) == {"pothole", "graffiti", "fly_tipping"}
-    assert not Report.objects.filter(classified_at__isnull=False).exists()  # import does not ask the model
+    return images.labelled_folder(root, per_class, seed=seed, labels=LABELS)
 
 
 def test_holdout_is_stratified_frozen_and_never_in_train(tmp_path, settings):
     settings.HOLDOUT_SHARE = 0.25
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 8, seed=1)))
     first = assign_splits()
-    assert dict(first) == {"pothole": 2, "graffiti": 2, "fly_tipping": 2, "no_issue": 2}
-    frozen = dict(TrainingSplit.objects.values_list("report_id", "split"))
+    assert dict(first) == {("bootstrap", label): 2 for label in LABELS}
+    frozen = dict(TrainingSplit.objects.values_list("example_id", "split"))
     call_command("import_labelled_photos", str(write_folder(tmp_path / "b", 8, seed=2)))
     summary = export_training_set(tmp_path / "export")
-    after = dict(TrainingSplit.objects.values_list("report_id", "split"))
+    after = dict(TrainingSplit.objects.values_list("example_id", "split"))
     assert all(after[k] == v for k, v in frozen.items())  # nothing moved
     assert summary["holdout_per_class"] == {"fly_tipping": 4, "graffiti": 4, "no_issue": 4, "pothole": 4}
     rows = [json.loads(line) for line in (tmp_path / "export" / "manifest.jsonl").read_text().splitlines()]
-    holdout_ids = {r["report_id"] for r in rows if r["split"] == "holdout"}
-    train_ids = {r["report_id"] for r in rows if r["split"] == "train"}
+    holdout_ids = {r["example_id"] for r in rows if r["split"] == "holdout"}
+    train_ids = {r["example_id"] for r in rows if r["split"] == "train"}
     assert holdout_ids and not holdout_ids & train_ids and len(rows) == 64
     img = Image.open(tmp_path / "export" / rows[0]["path"])
     assert img.format == "JPEG" and dict(img.getexif()) == {}
@@ -141,3 +147,53 @@ def test_retrain_end_to_end_trains_evaluates_and_promotes(tmp_path, settings):
     assert second["outcome"] in ("promoted", "rejected")
     assert second["active_holdout"] is not None and second["active_version"] == active.version
     assert second["active_holdout"]["n_images"] == second["candidate_holdout"]["n_images"]
+
+
+def local_reports(root, per_class, *, looks_like):
+    """Verified citizen reports (source local) whose photos look like another class's bootstrap
+    photos: a council whose potholes look nothing like the curated ones."""
+    from django.utils import timezone
+
+    from reports.models import Category
+    from reports.services import report_create
+
+    images.labelled_folder(root, per_class, seed=11, labels=tuple(looks_like), looks_like=looks_like)
+    for path in sorted(root.rglob("*.jpg")):
+        report = report_create(photo=path.read_bytes(), latitude=51.5, longitude=-0.12, classify=False).report
+        label = path.parent.name
+        report.verified_at = timezone.now()
+        if label == "no_issue":
+            report.status = Report.Status.REJECTED
+        else:
+            report.status, report.final_category = Report.Status.TRIAGED, Category.objects.get(slug=label)
+        report.save()
+
+
+@pytest.mark.slow
+def test_retrain_rejects_a_candidate_that_is_worse_on_the_councils_photos(tmp_path, settings):
+    """Real training: the active model learnt the council's own photos (local only); the
+    candidate is trained mostly on bootstrap photos that contradict them. Better on the whole
+    holdout, worse on the local slice: rejected, and the report says which gate failed."""
+    settings.RETRAIN_DIR = tmp_path / "runs"
+    settings.RETRAIN_MIN_NEW_LABELS = 1
+    settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1", "--batch-size", "8",
+                              "--image-size", "96", "--resize-size", "110", "--local-share", "0"]
+    local_reports(tmp_path / "local", 5, looks_like={"pothole": "no_issue", "no_issue": "pothole"})
+    first = retrain()
+    assert first["outcome"] == "promoted", first
+    assert first["gates_applied"] == ["overall", "local"] and set(first["candidate_holdout_by_source"]) == {"local"}
+    active = ModelVersion.objects.get(status="active")
+    call_command("import_labelled_photos", str(images.labelled_folder(tmp_path / "boot", 20, labels=("pothole", "no_issue"))))
+    second = retrain()
+    assert second["data"]["per_source"]["local"]["holdout_per_class"] == {"no_issue": 1, "pothole": 1}
+    candidate, old = second["candidate_holdout_by_source"], second["active_holdout_by_source"]
+    assert candidate["local"]["n_images"] == 2 and candidate["bootstrap"]["n_images"] == 8
+    assert candidate["bootstrap"]["macro_f1"] > old["bootstrap"]["macro_f1"]
+    assert candidate["local"]["macro_f1"] < old["local"]["macro_f1"]
+    assert second["gates_applied"] == ["overall", "local"]
+    assert second["decision"]["slices"]["local"] is False and second["outcome"] == "rejected", second["decision"]
+    assert ModelVersion.objects.get(status="active") == active
+    stored = ModelVersion.objects.get(version=second["candidate_version"]).promotion_report
+    assert stored["candidate_holdout_by_source"]["local"]["macro_f1"] == candidate["local"]["macro_f1"]
+    md = (tmp_path / "runs").glob("*/report.md")
+    assert any("| this council's photos | 2 |" in p.read_text() for p in md)

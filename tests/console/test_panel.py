@@ -110,3 +110,22 @@ def test_panel_lists_retrain_runs_with_why_who_and_outcome(client, supervisor, t
     assert 'id="open-retrain">A retrain is <strong>pending</strong>' in html
     assert "<strong>2 of 10</strong> corrections since activation" in html
     assert "graffiti: 2 of 2 verified corrected (100%)" in html
+
+
+@pytest.mark.django_db
+def test_panel_shows_holdout_macro_f1_per_source_when_the_retrain_recorded_it(client, supervisor, active_model):
+    active_model.promotion_report = {"outcome": "promoted", "candidate_holdout_by_source": {
+        "bootstrap": {"macro_f1": 0.978, "n_images": 300}, "local": {"macro_f1": 0.64, "n_images": 12}}}
+    active_model.save(update_fields=["promotion_report"])
+    assert [(h["source"], h["macro_f1"]) for h in panel.holdout_by_source(active_model)] == [
+        ("local", 0.64), ("bootstrap", 0.978)]  # the council's own photos first
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    assert "this council&#x27;s photos: <strong>0.640</strong> <small>(12 photos)</small>" in html
+    assert "bootstrap photos: <strong>0.978</strong> <small>(300 photos)</small>" in html
+
+
+@pytest.mark.django_db
+def test_panel_without_per_source_numbers_shows_none(client, supervisor, active_model):
+    client.force_login(supervisor)
+    assert 'id="holdout-by-source"' not in client.get(reverse("console:model")).content.decode()

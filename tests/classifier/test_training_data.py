@@ -1,0 +1,89 @@
+"""classifier.training_data: verified reports (source local) and training examples (their own
+source) in one manifest, with a frozen holdout stratified per (source, label)."""
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from classifier.models import TrainingExample, TrainingSplit
+from classifier.services import training_example_create
+from classifier.training_data import assign_splits, export_training_set
+from reports.models import Category, Report
+from reports.services import report_create
+from tests import images
+
+pytestmark = pytest.mark.django_db
+
+
+def verified_report(photo: bytes, label: str) -> Report:
+    """A citizen report a triager has labelled (rejected = no_issue)."""
+    report = report_create(photo=photo, latitude=51.5, longitude=-0.12, classify=False).report
+    report.verified_at = timezone.now()
+    if label == "no_issue":
+        report.status = Report.Status.REJECTED
+    else:
+        report.status, report.final_category = Report.Status.TRIAGED, Category.objects.get(slug=label)
+    report.save()
+    return report
+
+
+def rows_of(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def mixed(tmp_path, settings, unique_jpeg):
+    """8 bootstrap examples per label; local reports: 10 fly_tipping, 5 no_issue, 4 graffiti."""
+    settings.HOLDOUT_SHARE, settings.HOLDOUT_MIN_PER_LABEL = 0.2, 5
+    call_command("import_labelled_photos", str(images.labelled_folder(tmp_path / "boot", 8)), stdout=io.StringIO())
+    local = [verified_report(unique_jpeg(size=(96, 72)), label)
+             for label, n in (("fly_tipping", 10), ("no_issue", 5), ("graffiti", 4)) for _ in range(n)]
+    return local
+
+
+def test_export_rows_carry_source_and_ids(tmp_path, mixed):
+    export_training_set(tmp_path / "out")
+    rows = rows_of(tmp_path / "out")
+    assert all(set(r) == {"path", "label", "report_id", "example_id", "source", "split"} for r in rows)
+    reports = [r for r in rows if r["report_id"] is not None]
+    examples = [r for r in rows if r["example_id"] is not None]
+    assert len(reports) == 19 and {r["source"] for r in reports} == {"local"}
+    assert all(r["example_id"] is None for r in reports) and all(r["report_id"] is None for r in examples)
+    assert len(examples) == 32 and {r["source"] for r in examples} == {"bootstrap"}
+    assert all((tmp_path / "out" / r["path"]).is_file() for r in rows)
+
+
+def test_holdout_is_stratified_per_source_and_label(tmp_path, mixed):
+    summary = export_training_set(tmp_path / "out")
+    local = summary["per_source"]["local"]
+    # ceil(0.2 * n) per stratum of at least 5: 10 -> 2, 5 -> 1; 4 local graffiti are too few for a holdout.
+    assert local["holdout_per_class"] == {"fly_tipping": 2, "no_issue": 1}
+    assert local["train_per_class"] == {"fly_tipping": 8, "graffiti": 4, "no_issue": 4}
+    assert summary["per_source"]["bootstrap"]["holdout_per_class"] == {label: 2 for label in images.LABELS}
+    assert summary["holdout_per_class"] == {"fly_tipping": 4, "graffiti": 2, "no_issue": 3, "pothole": 2}
+    assert summary["n_images"] == 51 and local["n_images"] == 19
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written == summary
+    holdout = [r for r in rows_of(tmp_path / "out") if r["split"] == "holdout" and r["source"] == "local"]
+    assert len(holdout) == 3 and all(r["report_id"] for r in holdout)
+
+
+def test_new_labels_fill_the_holdout_without_moving_anything(unique_jpeg, settings, mixed):
+    assign_splits()
+    frozen = set(TrainingSplit.objects.values_list("report_id", "example_id", "split"))
+    verified_report(unique_jpeg(size=(96, 72)), "graffiti")  # the fifth: now the stratum earns a holdout
+    holdout = assign_splits()
+    assert frozen <= set(TrainingSplit.objects.values_list("report_id", "example_id", "split"))
+    assert holdout[("local", "graffiti")] == 1 and holdout[("bootstrap", "graffiti")] == 2
+
+
+def test_an_example_that_comes_back_as_a_verified_report_is_exported_once(tmp_path, unique_jpeg):
+    photo = unique_jpeg(size=(96, 72))
+    example = training_example_create(photo=photo, label="pothole").example
+    report = verified_report(photo, "graffiti")  # the same photo, later reported and labelled by staff
+    export_training_set(tmp_path / "out")
+    rows = rows_of(tmp_path / "out")
+    assert [(r["report_id"], r["label"], r["source"]) for r in rows] == [(report.pk, "graffiti", "local")]
+    assert TrainingExample.objects.filter(pk=example.pk).exists()  # kept, just not trained on twice
