@@ -51,8 +51,10 @@ def check_rate_limit(request) -> None:
 
 
 def public_category(report: Report) -> Category | None:
-    """What the public sees: staff's decision, else the citizen's choice, else the model's suggestion."""
-    return report.final_category or report.citizen_category or report.predicted_category
+    """What the public sees: staff's decision, else the citizen's choice, else the model's suggestion
+    (never for a photo the model flags as unlike its training classes)."""
+    model = None if report.predicted_unknown else report.predicted_category
+    return report.final_category or report.citizen_category or model
 
 
 class ReportPublicSerializer(serializers.ModelSerializer):
@@ -80,7 +82,9 @@ class ReportPublicSerializer(serializers.ModelSerializer):
         return cat.slug if cat else None
 
     def get_suggested_category(self, obj) -> str | None:
-        return obj.predicted_category.slug if obj.predicted_category else None
+        """Only what the thank-you page would say it might be: confident, a real category, not unknown."""
+        suggestion = selectors.citizen_suggestion(obj)
+        return suggestion.slug if suggestion else None
 
     def get_latitude(self, obj) -> float:
         return obj.location.y

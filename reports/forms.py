@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from .models import Category, Report
 
@@ -32,3 +33,18 @@ class ReportForm(forms.Form):
         required=False, label="Your email (optional, never shown publicly)",
         help_text="We will only use it to tell you about this report.",
     )
+
+
+class CitizenLabelForm(forms.Form):
+    """The thank-you page's "Is that right?" answer. The token is checked by the view
+    (a bad one is a 403, not a form error); an inactive category is refused by the service."""
+
+    token = forms.CharField(required=False, max_length=300)
+    category = forms.CharField(max_length=64, error_messages={"required": _("Choose a category.")})
+
+    def clean_category(self) -> Category:
+        slug = self.cleaned_data["category"].strip()
+        found = Category.objects.filter(slug=slug).first()
+        if found is None:
+            raise forms.ValidationError(_("Unknown category %(slug)r.") % {"slug": slug[:64]})
+        return found

@@ -102,6 +102,10 @@ class Report(models.Model):
     auto_triaged = models.BooleanField(default=False)
     possibly_not_issue = models.BooleanField(default=False)
     citizen_model_disagree = models.BooleanField(default=False)
+    # Open set: the photo is unlike every class the model knows (set by the classifier
+    # from the backbone's features); such a prediction is never a suggestion. Staff only.
+    predicted_unknown = models.BooleanField(default=False)
+    unknown_score = models.FloatField(null=True, blank=True)  # higher = less like the training photos
 
     final_category = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -110,6 +114,9 @@ class Report(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Why staff rejected it (console.services.REJECT_REASONS key); blank unless rejected.
+    # Kept on the row so training can tell "not an issue" photos from e.g. private land.
+    reject_reason = models.CharField(max_length=32, blank=True)
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )

@@ -216,7 +216,8 @@ def _search(params):
         queryset = queryset.filter(
             Q(final_category__slug__in=codes)
             | Q(final_category__isnull=True, citizen_category__slug__in=codes)
-            | Q(final_category__isnull=True, citizen_category__isnull=True, predicted_category__slug__in=codes)
+            | Q(final_category__isnull=True, citizen_category__isnull=True, predicted_unknown=False,
+                predicted_category__slug__in=codes)
         )
     statuses = set(_csv(params, "status"))
     if statuses - {"open", "closed"}:

@@ -22,3 +22,27 @@ def public_notes(report: Report) -> list[ReportEvent]:
 def public_status(report: Report) -> Report:
     """The report whose status the citizen should see: the original when this one is a duplicate."""
     return report.duplicate_of if report.status == Report.Status.DUPLICATE and report.duplicate_of else report
+
+
+def citizen_suggestion(report: Report):
+    """The category the thank-you page may say the photo *might* show, else None.
+
+    Only a real, active category (never `no_issue`), never a photo the model
+    flags as unlike its training classes, and only at or above that category's
+    auto-triage threshold: below it the model is unsure and the page says nothing.
+    """
+    category = report.predicted_category
+    if (category is None or not category.active or report.predicted_unknown
+            or report.predicted_probability is None):
+        return None
+    return category if report.predicted_probability >= category.auto_triage_threshold else None
+
+
+def citizen_may_label(report: Report) -> bool:
+    """Whether the citizen may still confirm or correct the category (mirrors
+    reports.services.report_set_citizen_category's refusal)."""
+    return report.is_open and report.final_category_id is None and report.verified_by_id is None
+
+
+def citizen_label_answered(report: Report) -> bool:
+    return report.events.filter(action="citizen_label").exists()

@@ -177,3 +177,54 @@ def record_event(*, report: Report, actor=None, actor_label: str = "", action: s
         action=action, field=field, from_value=str(from_value or ""), to_value=str(to_value or ""),
         note=note, public=public,
     )
+
+
+def report_set_citizen_category(*, report: Report, category: Category) -> Report:
+    """The citizen's answer to "It looks like it might be X. Is that right?": store it
+    as their label (`citizen_category`) with a `citizen_label` event.
+
+    The caller has already proven the citizen owns the report (reports.tokens).
+    Refused (ValidationError) for an inactive category, and once the report is
+    closed or staff have decided on it. When the new label contradicts a
+    confident prediction, routing is redone as classifier.routing would have done
+    it with this label: an auto-triaged report goes back to needs review, flagged
+    `citizen_model_disagree`. Agreement clears that flag but never auto-triages a
+    report that is waiting for a person (it may be a spot check or a staff move).
+    The version is bumped, so a triager looking at the old state gets a conflict.
+    """
+    if not category.active:
+        raise ValidationError({"category": f"Category {category.slug!r} is not active."}, code="inactive")
+    with transaction.atomic():
+        r = Report.objects.select_for_update(of=("self",)).select_related("citizen_category").get(pk=report.pk)
+        if not r.is_open or r.final_category_id is not None or r.verified_by_id is not None:
+            raise ValidationError("Our team has already looked at this report, so its category can no longer "
+                                  "be changed here.", code="decided")
+        before = r.citizen_category
+        r.citizen_category = category
+        fields = ["citizen_category"]
+        old_status = r.status
+        if r.predicted_top_k and r.status in (Report.Status.NEEDS_REVIEW, Report.Status.TRIAGED):
+            decision = _route_with_citizen_label(r, category.slug)
+            r.citizen_model_disagree = decision.citizen_model_disagree
+            fields.append("citizen_model_disagree")
+            if r.status == Report.Status.TRIAGED and r.auto_triaged and not decision.auto_triaged:
+                r.status, r.auto_triaged = Report.Status.NEEDS_REVIEW, False
+                fields += ["status", "auto_triaged"]
+        r.version += 1
+        r.save(update_fields=[*fields, "version", "updated_at"])
+        record_event(report=r, actor_label="citizen", action="citizen_label", field="citizen_category",
+                     from_value=before.slug if before else "", to_value=category.slug,
+                     note=f"model said {r.predicted_label or 'nothing'}")
+        if r.status != old_status:
+            record_event(report=r, actor_label="system", action="routed", field="status", from_value=old_status,
+                         to_value=r.status, note=f"the citizen says {category.slug}, the model said "
+                                                 f"{r.predicted_label}")
+    return r
+
+
+def _route_with_citizen_label(report: Report, citizen_slug: str):
+    from classifier.routing import route
+
+    thresholds = dict(Category.objects.filter(active=True).values_list("slug", "auto_triage_threshold"))
+    return route(top_k=[(slug, float(p)) for slug, p in report.predicted_top_k], thresholds=thresholds,
+                 default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD, citizen_slug=citizen_slug)

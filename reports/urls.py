@@ -10,6 +10,7 @@ urlpatterns = [
     path("report/<str:reference>/", views.report_status, name="report-status"),
     path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
     path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),
+    path("report/<str:reference>/label/", views.report_citizen_label, name="report-citizen-label"),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/reports/", api.ReportCreateView.as_view(), name="api-report-create"),
     path("api/v1/reports/geojson/", api.ReportGeoListView.as_view(), name="api-report-geojson"),

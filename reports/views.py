@@ -1,16 +1,19 @@
 """Citizen pages and the health check."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import selectors, services, tokens
 from .api import RATE_LIMITED_MESSAGE, submission_rate_limited
-from .forms import ReportForm
-from .models import Report
+from .forms import CitizenLabelForm, ReportForm
+from .models import Category, Report
 
 
 def report_new(request):
@@ -36,6 +39,8 @@ def report_new(request):
                     for message in messages:
                         form.add_error(field if visible else None, message)
             else:
+                if intake.created:  # an identical photo already reported by someone else is not theirs to label
+                    tokens.session_token_store(request.session, reference=intake.report.service_request_id)
                 return redirect("report-thanks", reference=intake.report.service_request_id)
         if form.errors and status == 200:
             status = 400
@@ -49,9 +54,32 @@ def _report_or_404(reference: str) -> Report:
     return report
 
 
+def _suggestion_context(request, report: Report, *, error: str = "") -> dict:
+    """What the thank-you page says about the category (reports/_suggestion.html).
+
+    state: "pending" (the model has not spoken yet; the page polls), "ask" (a
+    confident guess, shown only to the citizen who sent the report, with one-tap
+    answers), "answered" (they have answered), or "none" (nothing said about a category).
+    """
+    reference = report.service_request_id
+    token = tokens.session_token(request.session, reference=reference)
+    suggestion = selectors.citizen_suggestion(report)
+    if report.status == Report.Status.PENDING and report.classified_at is None:
+        state = "pending"
+    elif token and selectors.citizen_label_answered(report) and report.citizen_category_id:
+        state = "answered"
+    elif token and suggestion is not None and selectors.citizen_may_label(report):
+        state = "ask"
+    else:
+        state = "none"
+    choices = [c for c in Category.objects.filter(active=True) if c != suggestion]
+    return {"report": report, "state": state, "suggestion": suggestion, "choices": choices, "token": token,
+            "error": error}
+
+
 def report_thanks(request, reference: str):
     report = _report_or_404(reference)
-    return render(request, "reports/report_thanks.html", {"report": report})
+    return render(request, "reports/report_thanks.html", _suggestion_context(request, report))
 
 
 def report_status(request, reference: str):
@@ -66,7 +94,41 @@ def report_status(request, reference: str):
 def report_suggestion(request, reference: str):
     """Fragment polled by the thank-you page until the model's suggestion is known."""
     report = _report_or_404(reference)
-    return render(request, "reports/_suggestion.html", {"report": report})
+    return render(request, "reports/_suggestion.html", _suggestion_context(request, report))
+
+
+@require_POST
+def report_citizen_label(request, reference: str):
+    """The citizen confirms the guess or picks another category (one tap on the thank-you page).
+
+    Only the submitter: the signed token from their session must match this
+    report and be under CITIZEN_LABEL_MAX_AGE old (else 403). Unknown or inactive
+    category, or a report staff have already decided on -> 400. Without JavaScript
+    the answer redirects back to the thank-you page; with it (X-Requested-With)
+    the suggestion fragment is returned and swapped in place.
+    """
+    report = _report_or_404(reference)
+    in_place = request.headers.get("X-Requested-With") == "XMLHttpRequest"
+
+    def refused(message: str, status: int):
+        context = _suggestion_context(request, report, error=message)
+        template = "reports/_suggestion.html" if in_place else "reports/report_thanks.html"
+        return render(request, template, context, status=status)
+
+    if not tokens.citizen_token_valid(reference=report.service_request_id, token=request.POST.get("token", "")):
+        return refused(_("Only the person who sent this report can answer, and only for %(hours)d hours "
+                         "after sending it.") % {"hours": settings.CITIZEN_LABEL_MAX_AGE // 3600}, 403)
+    form = CitizenLabelForm(request.POST)
+    if not form.is_valid():
+        return refused(" ".join(form.errors.get("category", [_("Choose a category.")])), 400)
+    try:
+        report = services.report_set_citizen_category(report=report, category=form.cleaned_data["category"])
+    except ValidationError as exc:
+        return refused(" ".join(exc.messages), 400)
+    report = _report_or_404(reference)
+    if in_place:
+        return render(request, "reports/_suggestion.html", _suggestion_context(request, report))
+    return redirect(reverse("report-thanks", args=[report.service_request_id]))
 
 
 @require_GET

@@ -132,6 +132,10 @@ MAP_DEFAULT_CENTER = env.list("MAP_DEFAULT_CENTER", cast=float, default=[51.5074
 # Console: duplicate candidates within this distance of a report, metres.
 DUPLICATE_RADIUS_M = env.float("DUPLICATE_RADIUS_M", default=50)
 
+# How long after submitting a citizen may confirm or correct the category on the
+# thank-you page (the signed token in their session expires), seconds.
+CITIZEN_LABEL_MAX_AGE = env.int("CITIZEN_LABEL_MAX_AGE", default=24 * 3600)
+
 # Rate limit for citizen submissions per client IP (django-ratelimit syntax).
 REPORT_RATE_LIMIT = env("REPORT_RATE_LIMIT", default="20/h")
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)

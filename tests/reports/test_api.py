@@ -101,3 +101,22 @@ def test_healthz_reports_database_and_pending_count(client, unique_jpeg):
     body = client.get("/healthz").json()
     assert body["database"] == "ok" and body["pending_classification"] == 1
     assert "active_model" in body
+
+
+@pytest.mark.parametrize("probability, unknown, shown", [
+    (0.95, False, "fly_tipping"),  # confident, a known category: shown as a suggestion
+    (0.60, False, None),  # unsure: no suggestion
+    (0.95, True, None),  # unlike the training photos: no suggestion, and no unknown flag in public
+])
+def test_public_suggested_category_is_only_a_confident_known_guess(client, unique_jpeg, probability, unknown, shown):
+    from reports.models import Category
+    from reports.services import report_create
+
+    report = report_create(photo=unique_jpeg(lat=51.5, lon=-0.12), classify=False).report
+    Report.objects.filter(pk=report.pk).update(
+        predicted_label="fly_tipping", predicted_category=Category.objects.get(slug="fly_tipping"),
+        predicted_probability=probability, predicted_unknown=unknown, unknown_score=4.0 if unknown else None)
+    resp = client.get(f"/api/v1/reports/{report.service_request_id}/")
+    body = resp.json()
+    assert body["suggested_category"] == shown and body["category"] is None
+    assert b"unknown" not in resp.content

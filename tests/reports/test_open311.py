@@ -466,3 +466,13 @@ def test_reporter_contact_never_appears_in_get_output(client, api_key, unique_jp
         for secret in [b"Zebedee", b"Quartermain", b"zq@private.example", b"private.example", b"07700900999",
                        b"originals/"]:
             assert secret not in body, (path, secret)
+
+
+def test_an_unknown_photo_is_not_given_the_models_nearest_class_as_its_service_code(client, make_report):
+    r = make_report()
+    Report.objects.filter(pk=r.pk).update(predicted_category=Category.objects.get(slug="pothole"),
+                                          predicted_label="pothole", predicted_probability=0.9,
+                                          predicted_unknown=True, unknown_score=3.0)
+    [item] = as_json(client.get(f"{BASE}requests/{r.service_request_id}.json"))
+    assert item["service_code"] is None
+    assert as_json(client.get(f"{BASE}requests.json", {"service_code": "pothole"})) == []

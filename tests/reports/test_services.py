@@ -182,3 +182,90 @@ def test_report_events_are_append_only(unique_jpeg):
     r = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1)).report
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         ReportEvent.objects.filter(report=r).update(note="rewritten")
+
+
+# The citizen's answer on the thank-you page (report_set_citizen_category) ---------------------
+
+def _classified(unique_jpeg, *, predicted="fly_tipping", probability=0.95, status=Report.Status.TRIAGED,
+                auto_triaged=True, citizen=None, **fields) -> Report:
+    """A report as the classify task leaves it (its fields set directly, as the task would)."""
+    from django.utils import timezone
+
+    from reports.models import Category
+
+    r = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1), category=citizen, classify=False).report
+    Report.objects.filter(pk=r.pk).update(
+        status=status, predicted_label=predicted, predicted_category=Category.objects.filter(slug=predicted).first(),
+        predicted_probability=probability, predicted_top_k=[[predicted, probability], ["graffiti", 0.02]],
+        model_version="v1", classified_at=timezone.now(), auto_triaged=auto_triaged, **fields)
+    return Report.objects.get(pk=r.pk)
+
+
+def _category(slug):
+    from reports.models import Category
+
+    return Category.objects.get(slug=slug)
+
+
+def test_citizen_confirming_the_guess_stores_their_label_with_an_event(unique_jpeg):
+    r = _classified(unique_jpeg)
+    done = services.report_set_citizen_category(report=r, category=_category("fly_tipping"))
+    done.refresh_from_db()
+    assert (done.citizen_category.slug, done.status, done.auto_triaged, done.citizen_model_disagree) == (
+        "fly_tipping", Report.Status.TRIAGED, True, False)
+    assert done.version == r.version + 1  # a triager holding the old page gets a conflict
+    event = done.events.get(action="citizen_label")
+    assert (event.actor_label, event.actor, event.field, event.from_value, event.to_value) == (
+        "citizen", None, "citizen_category", "", "fly_tipping")
+
+
+def test_citizen_contradicting_a_confident_prediction_sends_it_back_to_review(unique_jpeg):
+    r = _classified(unique_jpeg, predicted="fly_tipping", probability=0.95)
+    done = services.report_set_citizen_category(report=r, category=_category("streetlight"))
+    assert (done.status, done.auto_triaged, done.citizen_model_disagree) == (Report.Status.NEEDS_REVIEW, False, True)
+    routed = done.events.get(action="routed")
+    assert (routed.actor_label, routed.from_value, routed.to_value) == ("system", "triaged", "needs_review")
+
+
+def test_citizen_correcting_an_unsure_prediction_is_no_disagreement(unique_jpeg):
+    r = _classified(unique_jpeg, probability=0.5, status=Report.Status.NEEDS_REVIEW, auto_triaged=False)
+    done = services.report_set_citizen_category(report=r, category=_category("pothole"))
+    assert (done.status, done.citizen_model_disagree, done.citizen_category.slug) == (
+        Report.Status.NEEDS_REVIEW, False, "pothole")
+    assert not done.events.filter(action="routed").exists()
+
+
+def test_citizen_agreeing_clears_the_disagreement_but_never_auto_triages(unique_jpeg):
+    r = _classified(unique_jpeg, citizen="pothole", status=Report.Status.NEEDS_REVIEW, auto_triaged=False,
+                    citizen_model_disagree=True)
+    done = services.report_set_citizen_category(report=r, category=_category("fly_tipping"))
+    assert (done.status, done.auto_triaged, done.citizen_model_disagree) == (Report.Status.NEEDS_REVIEW, False, False)
+    assert done.events.get(action="citizen_label").from_value == "pothole"
+
+
+def test_citizen_label_before_classification_is_used_by_routing_later(unique_jpeg):
+    r = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1), classify=False).report
+    done = services.report_set_citizen_category(report=r, category=_category("graffiti"))
+    assert (done.status, done.citizen_category.slug) == (Report.Status.PENDING, "graffiti")
+
+
+def test_citizen_cannot_relabel_once_staff_decided_or_it_is_closed(unique_jpeg, django_user_model):
+    staff = django_user_model.objects.create_user("tina")
+    verified = _classified(unique_jpeg, final_category=_category("fly_tipping"), verified_by=staff)
+    rejected = _classified(unique_jpeg, status=Report.Status.REJECTED, auto_triaged=False)
+    for r in (verified, rejected):
+        with pytest.raises(ValidationError, match="already looked at this report"):
+            services.report_set_citizen_category(report=r, category=_category("graffiti"))
+        r.refresh_from_db()
+        assert r.citizen_category is None and not r.events.filter(action="citizen_label").exists()
+
+
+def test_citizen_cannot_pick_an_inactive_category(unique_jpeg):
+    r = _classified(unique_jpeg)
+    retired = _category("damaged_sign")
+    retired.active = False
+    retired.save()
+    with pytest.raises(ValidationError, match="not active"):
+        services.report_set_citizen_category(report=r, category=retired)
+    r.refresh_from_db()
+    assert r.citizen_category is None
