@@ -99,6 +99,8 @@ class VerifyForm(VersionForm):
 class StatusForm(VersionForm):
     status = forms.ChoiceField(choices=Report.Status.choices)
     note = forms.CharField(required=False, max_length=2000)
+    # Required when rejecting; the service checks it against console.services.REJECT_REASONS.
+    reason = forms.CharField(required=False, max_length=32)
 
 
 class NoteForm(forms.Form):
@@ -123,6 +125,7 @@ class BulkForm(forms.Form):
     category = forms.ModelChoiceField(queryset=Category.objects.filter(active=True), to_field_name="slug",
                                       required=False)
     status = forms.ChoiceField(choices=[("", "—"), *Report.Status.choices], required=False)
+    reason = forms.CharField(required=False, max_length=32)  # when rejecting; checked by the service
 
     def clean(self):
         d = super().clean()
@@ -140,6 +143,8 @@ class BulkForm(forms.Form):
             self.add_error("category", "Choose the category to verify the selection as.")
         if d.get("action") == "status" and not d.get("status"):
             self.add_error("status", "Choose the status to set.")
+        if d.get("action") == "status" and d.get("status") == Report.Status.REJECTED and not d.get("reason"):
+            self.add_error("reason", "Choose a reason for rejecting.")
         return d
 
 

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from reports.models import Category, Report, ReportEvent
 from reports.services import record_event
@@ -38,6 +39,30 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.IN_PROGRESS: frozenset({S.TRIAGED, S.FIXED, S.CLOSED}),
 }
 REOPEN_TARGETS = frozenset({S.NEEDS_REVIEW, S.TRIAGED, S.IN_PROGRESS})
+
+
+@dataclass(frozen=True)
+class RejectReason:
+    label: str  # what staff pick from
+    public_note: str  # what the citizen reads (status page, Open311 status_notes)
+
+
+# Canned reasons for rejecting; the key is stored on Report.reject_reason. Only
+# "not_council" says the photo shows no council issue: the others reject reports
+# of real problems (on private land, already reported, already fixed, unclear).
+REJECT_REASONS: dict[str, RejectReason] = {
+    "not_council": RejectReason(_("Not a council matter"),
+                                _("This is not something the council looks after.")),
+    "private_land": RejectReason(_("Private land"),
+                                 _("This is on private land, so the council cannot deal with it; "
+                                   "the landowner is responsible.")),
+    "duplicate": RejectReason(_("Duplicate of another report"),
+                              _("This problem has already been reported, and we are dealing with it there.")),
+    "already_fixed": RejectReason(_("Already fixed"), _("This has already been fixed.")),
+    "not_enough_info": RejectReason(_("Not enough information"),
+                                    _("We could not tell what the problem is or where it is from the photo "
+                                      "and details sent. Please report it again with a clearer photo.")),
+}
 
 
 class VersionConflict(Exception):
@@ -126,14 +151,23 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
     return r
 
 
+def _reject_reason(reason: str) -> RejectReason:
+    if reason not in REJECT_REASONS:
+        choices = "; ".join(f"{key} ({r.label})" for key, r in REJECT_REASONS.items())
+        raise ValidationError({"reason": f"Rejecting needs a reason; choose one of: {choices}."})
+    return REJECT_REASONS[reason]
+
+
 def report_set_status(*, report: Report, staff: AbstractBaseUser, status: str, expected_version: int,
-                      note: str = "") -> Report:
-    """Move along the workflow. Rejecting ("not a council issue") is also a label:
-    it records who decided and clears the final category (training label no_issue).
+                      note: str = "", reason: str = "") -> Report:
+    """Move along the workflow. Rejecting is also a label: it needs a `reason`
+    (a REJECT_REASONS key, stored on the report and the reject event), records who
+    decided, clears the final category and tells the citizen why in a public note.
     Leaving fixed/closed/rejected/duplicate needs the reopen permission."""
     require(staff, "console.set_status")
     if status not in S.values:
         raise ValidationError({"status": f"Unknown status {status!r}; choose one of {', '.join(S.values)}."})
+    rejection = _reject_reason(reason) if status == S.REJECTED else None
     with transaction.atomic():
         r = _lock(report, expected_version)
         old = r.status
@@ -150,20 +184,26 @@ def report_set_status(*, report: Report, staff: AbstractBaseUser, status: str, e
             raise ValidationError({"status": "Verify the category first; verifying marks the report triaged."})
         fields = ["status"]
         r.status = status
-        if status == S.REJECTED:
+        if rejection is not None:
             previous_label = r.final_category
             r.final_category, r.verified_by, r.verified_at = None, staff, timezone.now()
-            fields += ["final_category", "verified_by", "verified_at"]
+            r.reject_reason = reason
+            fields += ["final_category", "verified_by", "verified_at", "reject_reason"]
             record_event(report=r, actor=staff, action="reject", field="final_category",
                          from_value=_slug(previous_label), to_value="no_issue",
-                         note=f"model said {r.predicted_label or 'nothing'}")
+                         note=f"reason: {reason} ({rejection.label}); model said {r.predicted_label or 'nothing'}")
             _after_label_commit(r)
+        elif r.reject_reason:  # reopened: the old reason no longer applies
+            r.reject_reason = ""
+            fields.append("reject_reason")
         if old == S.DUPLICATE:
             r.duplicate_of = None
             fields.append("duplicate_of")
         _save(r, fields)
         record_event(report=r, actor=staff, action="reopen" if reopening else "status", field="status",
-                     from_value=old, to_value=status, note=note)
+                     from_value=old, to_value=status, note=note or (str(rejection.label) if rejection else ""))
+        if rejection is not None:  # the latest public note is Open311's status_notes
+            record_event(report=r, actor=staff, action="note", note=str(rejection.public_note), public=True)
     return r
 
 
@@ -262,9 +302,12 @@ def report_bulk_verify(*, selection: Iterable[tuple[int, int]], staff: AbstractB
 
 
 def report_bulk_set_status(*, selection: Iterable[tuple[int, int]], staff: AbstractBaseUser,
-                           status: str) -> BulkResult:
+                           status: str, reason: str = "") -> BulkResult:
     require(staff, "console.set_status")
-    return _bulk(selection, lambda r, v: report_set_status(report=r, staff=staff, status=status, expected_version=v))
+    if status == S.REJECTED:
+        _reject_reason(reason)  # one clear error rather than one per report
+    return _bulk(selection, lambda r, v: report_set_status(report=r, staff=staff, status=status, expected_version=v,
+                                                           reason=reason))
 
 
 def category_set_threshold(*, category: Category, staff: AbstractBaseUser, threshold: float) -> Category:

@@ -69,7 +69,7 @@ def queue(request):
     return render(request, "console/queue.html", {
         "form": form, "filters": filters, "page": page, "qs": _filter_qs(request),
         "status_tabs": _status_tabs(request, filters), "categories": Category.objects.filter(active=True),
-        "statuses": Report.Status.choices, "nav": "queue",
+        "statuses": Report.Status.choices, "reject_reasons": services.REJECT_REASONS.items(), "nav": "queue",
     })
 
 
@@ -110,7 +110,12 @@ def bulk(request):
         result = services.report_bulk_verify(selection=d["selected"], staff=request.user, category=d["category"])
         what = f"verified as {d['category'].name}"
     else:
-        result = services.report_bulk_set_status(selection=d["selected"], staff=request.user, status=d["status"])
+        try:
+            result = services.report_bulk_set_status(selection=d["selected"], staff=request.user,
+                                                     status=d["status"], reason=d["reason"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
         what = f"set to {Report.Status(d['status']).label}"
     if result.done:
         messages.success(request, f"{len(result.done)} report(s) {what}.")
@@ -132,6 +137,10 @@ def _detail_context(request, report: Report) -> dict:
     probabilities = {slug: p for slug, p in (report.predicted_top_k or [])}
     user = request.user
     allowed = services.allowed_statuses(report, user)
+    # Enter accepts only a real category; never no_issue, never a photo unlike the training classes.
+    suggestion = report.predicted_category
+    if suggestion is not None and (report.predicted_unknown or not suggestion.active):
+        suggestion = None
     location = {"lat": report.location.y, "lon": report.location.x}
     exif = {"lat": report.exif_location.y, "lon": report.exif_location.x} if report.exif_location else None
     return {
@@ -143,10 +152,12 @@ def _detail_context(request, report: Report) -> dict:
         "keyed_categories": [(str(i + 1), c, probabilities.get(c.slug)) for i, c in enumerate(categories[:9])],
         "other_categories": categories[9:],
         "all_categories": categories,
-        "suggestion": report.predicted_category,
-        "suggests_no_issue": report.predicted_label == "no_issue",
-        "statuses": [(s, Report.Status(s).label) for s in allowed],
+        "suggestion": suggestion,
+        "enter_hint": _enter_hint(report, suggestion),
+        # Rejecting is X with a reason, never a plain status change.
+        "statuses": [(s, Report.Status(s).label) for s in allowed if s != Report.Status.REJECTED],
         "can_reject": Report.Status.REJECTED in allowed,
+        "reject_reasons": [(str(i + 1), key, r.label) for i, (key, r) in enumerate(services.REJECT_REASONS.items())],
         "nav": "queue",
         "next": selectors.queue_neighbour(report=report, filters=filters),
         "previous": selectors.queue_neighbour(report=report, filters=filters, previous=True),
@@ -159,6 +170,19 @@ def _detail_context(request, report: Report) -> dict:
         "staff_users": _staff_users() if user.has_perm("console.assign_report") else [],
         "teams": sorted({c.group for c in categories if c.group}),
     }
+
+
+def _enter_hint(report: Report, suggestion: Category | None) -> str:
+    """Shown when Enter is pressed with nothing to accept: why, and which keys apply."""
+    if suggestion is not None:
+        return ""
+    if report.predicted_unknown:
+        why = "The photo is unlike anything the model was trained on, so there is nothing to accept."
+    elif report.predicted_label == "no_issue":
+        why = "The model says “not a council issue”; Enter never rejects."
+    else:
+        why = "The model has no category to suggest."
+    return f"{why} Press 1–9 (or /) to pick a category, or X to reject with a reason."
 
 
 def _staff_users():
@@ -222,7 +246,7 @@ def verify(request, reference: str):
 def set_status(request, reference: str):
     def action(report, d):
         services.report_set_status(report=report, staff=request.user, status=d["status"],
-                                   expected_version=d["version"], note=d["note"])
+                                   expected_version=d["version"], note=d["note"], reason=d["reason"])
         return f"status {Report.Status(d['status']).label}."
     # Rejecting from the review queue is a triage decision: move on like verify does.
     go_next = request.POST.get("status") == Report.Status.REJECTED

@@ -33,7 +33,8 @@ def test_quality_counts_rejections_as_no_issue(triager, make_report, active_mode
                                 ("graffiti", "graffiti"), ("no_issue", "reject"), ("pothole", "reject")]:
         r = make_report(predicted=predicted, model_version="v1")
         if decision == "reject":
-            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=1)
+            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=1,
+                                       reason="not_council")
         else:
             services.report_verify(report=r, staff=triager, category=category(decision), expected_version=1)
     make_report(predicted="pothole", model_version="v1")  # not labelled yet: not counted

@@ -80,7 +80,8 @@ def test_allowed_transitions_follow_the_workflow(triager, make_report):
 @pytest.mark.django_db
 def test_rejecting_records_a_no_issue_label(triager, make_report):
     report = make_report(predicted="no_issue")
-    report = services.report_set_status(report=report, staff=triager, status=S.REJECTED, expected_version=1)
+    report = services.report_set_status(report=report, staff=triager, status=S.REJECTED, expected_version=1,
+                                        reason="not_council")
     assert (report.status, report.final_category, report.verified_by) == (S.REJECTED, None, triager)
     assert report.events.filter(action="reject", to_value="no_issue").exists()
     with pytest.raises(ValidationError, match="reopen it"):
@@ -133,10 +134,10 @@ def test_bulk_verify_skips_conflicts_and_changes_the_rest(triager, make_report):
 def test_bulk_status_through_the_queue_form(client, triager, make_report):
     a, b = make_report(predicted="pothole"), make_report(lat=51.6)
     client.force_login(triager)
-    response = client.post(reverse("console:bulk"), {"action": "status", "status": "rejected",
+    response = client.post(reverse("console:bulk"), {"action": "status", "status": "rejected", "reason": "private_land",
                                                      "selected": [f"{a.pk}:1", f"{b.pk}:1"]})
     assert response.status_code == 302
-    assert set(Report.objects.values_list("status", flat=True)) == {S.REJECTED}
+    assert set(Report.objects.values_list("status", "reject_reason")) == {(S.REJECTED, "private_land")}
 
 
 @pytest.mark.django_db
@@ -149,3 +150,36 @@ def test_category_search_accepts_a_typed_name_and_explains_a_typo(client, triage
     assert client.post(url, {"version": 1, "category": "street light"}).status_code == 302
     report.refresh_from_db()
     assert report.final_category.slug == "streetlight"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", ["", "not-a-reason"])
+def test_rejecting_needs_a_canned_reason(triager, make_report, reason):
+    report = make_report(predicted="no_issue")
+    with pytest.raises(ValidationError, match="Rejecting needs a reason"):
+        services.report_set_status(report=report, staff=triager, status=S.REJECTED, expected_version=1, reason=reason)
+    report.refresh_from_db()
+    assert (report.status, report.version) == (S.NEEDS_REVIEW, 1) and not report.events.filter(action="reject")
+
+
+@pytest.mark.django_db
+def test_reject_reason_is_recorded_and_shown_to_the_citizen(client, triager, make_report):
+    report = make_report(predicted="fly_tipping")
+    report = services.report_set_status(report=report, staff=triager, status=S.REJECTED, expected_version=1,
+                                        reason="already_fixed")
+    assert report.reject_reason == "already_fixed"
+    assert "reason: already_fixed (Already fixed)" in report.events.get(action="reject").note
+    assert report.events.get(action="status").note == "Already fixed"
+    assert [e.note for e in public_notes(report)] == ["This has already been fixed."]
+    [item] = client.get(f"/open311/v2/requests/{report.service_request_id}.json").json()
+    assert (item["status"], item["status_notes"]) == ("closed", "This has already been fixed.")
+
+
+@pytest.mark.django_db
+def test_reopening_clears_the_reject_reason(supervisor, make_report):
+    report = make_report(predicted="no_issue")
+    report = services.report_set_status(report=report, staff=supervisor, status=S.REJECTED, expected_version=1,
+                                        reason="not_council")
+    report = services.report_set_status(report=report, staff=supervisor, status=S.NEEDS_REVIEW,
+                                        expected_version=report.version)
+    assert (report.status, report.reject_reason) == (S.NEEDS_REVIEW, "")
