@@ -92,6 +92,8 @@ def _prediction_json(prediction: Prediction) -> dict[str, Any]:
     return {
         "model_version": prediction.model_version,
         "top_k": [{"class": slug, "probability": round(p, 6)} for slug, p in prediction.top_k],
+        "unknown": prediction.unknown,  # unlike every class the model knows: for review, never auto-triaged
+        "unknown_score": None if prediction.unknown_score is None else round(prediction.unknown_score, 6),
     }
 
 

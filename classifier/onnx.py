@@ -36,6 +36,7 @@ METADATA_FILE = "metadata.json"
 REQUIRED_METADATA = ("format", "version", "classes", "preprocess", "temperature", "onnx_sha256")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+UNKNOWN_OUTPUT = "unknown_score"  # optional second output: higher = less like the training photos
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
 DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -72,14 +73,18 @@ class LoadedModel:
     temperature: float
     metadata: dict[str, Any]
     onnx_bytes: bytes
+    unknown_threshold: float | None = None  # metadata's open_set.threshold; None = no open-set output
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-k ``(class slug, calibrated probability)`` pairs, most probable first."""
+    """Top-k ``(class slug, calibrated probability)`` pairs, most probable first, and whether the photo
+    is unlike every class the model was trained on (``unknown``; its score, None without open set)."""
 
     top_k: list[tuple[str, float]]
     model_version: str
+    unknown: bool = False
+    unknown_score: float | None = None
 
 
 def load_model(model_dir: str | Path) -> LoadedModel:
@@ -116,6 +121,12 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         raise ModelError(f"{path / METADATA_FILE}: invalid value: {exc}") from exc
     if temperature <= 0 or not classes:
         raise ModelError(f"{path / METADATA_FILE}: temperature must be > 0 and classes non-empty")
+    threshold = None
+    if meta.get("open_set") is not None:
+        try:
+            threshold = float(meta["open_set"]["threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path / METADATA_FILE}: open_set needs a numeric threshold: {exc}") from exc
     return LoadedModel(
         path=path,
         version=str(meta["version"]),
@@ -124,6 +135,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         temperature=temperature,
         metadata=meta,
         onnx_bytes=onnx_bytes,
+        unknown_threshold=threshold,
     )
 
 
@@ -180,6 +192,7 @@ class OnnxClassifier:
         self._pool: ThreadPoolExecutor | None = None
         self._on_cpu, self._max_batch, self._workers = True, CPU_MAX_BATCH, 1  # set with the session
         self._no_logits = np.zeros((0, len(self.model.classes)), dtype=np.float32)
+        self._no_output = np.zeros((0, len(self.model.classes) + 1), dtype=np.float32)
 
     @property
     def model_version(self) -> str:
@@ -198,21 +211,28 @@ class OnnxClassifier:
 
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
         """Classify photos (encoded bytes, paths or PIL images); one :class:`Prediction` each, in order."""
-        probabilities = self.predict_proba(images)
+        probabilities, scores = self.predict_scores(images)
         k = min(int(self.options["TOP_K"]), len(self.model.classes))
+        threshold = self.model.unknown_threshold
         predictions = []
-        for row in probabilities:
+        for row, score in zip(probabilities, scores):
             best = np.argsort(-row, kind="stable")[:k]
             predictions.append(
                 Prediction(
                     top_k=[(self.model.classes[i], float(row[i])) for i in best],
                     model_version=self.model.version,
+                    unknown=threshold is not None and bool(score >= threshold),
+                    unknown_score=None if threshold is None else float(score),
                 )
             )
         return predictions
 
     def predict_proba(self, images: Sequence[ImageSource]) -> np.ndarray:
-        """Calibrated probabilities, shape ``[len(images), n_classes]``, columns in ``model.classes`` order.
+        """Calibrated probabilities, shape ``[len(images), n_classes]``, columns in ``model.classes`` order."""
+        return self.predict_scores(images)[0]
+
+    def predict_scores(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and open-set scores (NaN for a model without them).
 
         On CPU each worker thread decodes a chunk of photos and runs the model on
         it (Pillow and ONNX Runtime release the GIL), so all cores stay busy with
@@ -221,11 +241,12 @@ class OnnxClassifier:
         self._ensure_started()
         assert self._pool is not None
         if self._on_cpu:
-            logits = list(self._pool.map(self._decode_and_run, self._chunks(images)))
+            out = list(self._pool.map(self._decode_and_run, self._chunks(images)))
         else:
             arrays = list(self._pool.map(self.preprocess, images))
-            logits = [self._run(np.stack(chunk)) for chunk in self._chunks(arrays)]
-        return softmax(np.concatenate([self._no_logits, *logits]), self.model.temperature)
+            out = [self._run_all(np.stack(chunk)) for chunk in self._chunks(arrays)]
+        both = np.concatenate([self._no_output, *out])
+        return softmax(both[:, :-1], self.model.temperature), both[:, -1]
 
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """One photo -> the CHW float32 array the network takes (reduced-scale JPEG decode)."""
@@ -242,8 +263,16 @@ class OnnxClassifier:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
+    def _run_all(self, batch: np.ndarray) -> np.ndarray:
+        """Logits with the open-set score as one more column (NaN without an open-set output)."""
+        if self.model.unknown_threshold is None:
+            logits = self._run(batch)
+            return np.concatenate([logits, np.full((len(logits), 1), np.nan, np.float32)], axis=1)
+        logits, scores = self.session.run([OUTPUT_NAME, UNKNOWN_OUTPUT], {INPUT_NAME: batch})
+        return np.concatenate([logits, scores.reshape(-1, 1).astype(np.float32)], axis=1)
+
     def _decode_and_run(self, chunk: Sequence[ImageSource]) -> np.ndarray:
-        return self._run(np.stack([self.preprocess(image) for image in chunk]))
+        return self._run_all(np.stack([self.preprocess(image) for image in chunk]))
 
     def _chunks(self, items: Sequence) -> list:
         """At most ``MAX_BATCH`` items each; on CPU also spread evenly over the workers."""
@@ -290,6 +319,8 @@ class OnnxClassifier:
             session = ort.InferenceSession(self.model.onnx_bytes, sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"ONNX Runtime cannot load {self.model.path / MODEL_FILE}: {exc}") from exc
+        if self.model.unknown_threshold is not None and UNKNOWN_OUTPUT not in {o.name for o in session.get_outputs()}:
+            raise ModelError(f"{self.model.path}: metadata has open_set but {MODEL_FILE} has no {UNKNOWN_OUTPUT} output")
         used = session.get_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in used:
             raise RuntimeSetupError("DEVICE is 'cuda' but ONNX Runtime fell back to CPU (no GPU or CUDA libraries?)")

@@ -10,6 +10,7 @@ loader's default) and ``split`` (``train``, ``val`` or ``holdout``; empty means
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, resize_crop, to_array
 
@@ -185,3 +186,49 @@ class Augment:
             left, top = (w - cw) // 2, (h - ch) // 2
         size = (spec.input_size, spec.input_size)
         return img.resize(size, INTERPOLATIONS[spec.interpolation], box=(left, top, left + cw, top + ch))
+
+
+@dataclass(frozen=True)
+class PhoneAugment(Augment):
+    """:class:`Augment` plus what a phone at night does to a photo: low light (gamma), sensor noise,
+    motion blur, flash glare, JPEG re-compression, and wider crops that keep the context around the subject.
+
+    Each effect is applied with its own probability. Measured against :class:`Augment` on a council's
+    photos by ``benchmarks/local_bench.py`` (docs/TRAINING.md says what it changed).
+    """
+
+    scale: tuple[float, float] = (0.5, 1.0)
+    ratio: tuple[float, float] = (3 / 5, 5 / 3)
+    low_light: float = 0.4  # probability of darkening by a gamma in [1.5, 3] and a gain in [0.3, 0.7]
+    noise: float = 0.4  # probability of Gaussian sensor noise, sigma in [3, 12] grey levels
+    blur: float = 0.3  # probability of a 5-pixel motion blur, horizontal or vertical
+    glare: float = 0.2  # probability of a bright flash spot somewhere in the frame
+    jpeg: float = 0.5  # probability of re-compression at quality [20, 60]
+
+    def __call__(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> np.ndarray:
+        crop = self._random_resized_crop(img, spec, rng)
+        if rng.random() < self.hflip:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        for enhancer in rng.permutation([ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]):
+            crop = enhancer(crop).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
+        x = np.asarray(crop, dtype=np.float32)
+        if rng.random() < self.low_light:
+            x = 255 * (x / 255) ** rng.uniform(1.5, 3.0) * rng.uniform(0.3, 0.7)
+        if rng.random() < self.glare:
+            h, w = x.shape[:2]
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.1, 0.35) * min(h, w)
+            yy, xx = np.ogrid[:h, :w]
+            x = x + 255 * rng.uniform(0.4, 0.9) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
+        if rng.random() < self.noise:
+            x = x + rng.normal(0, rng.uniform(3, 12), x.shape)
+        crop = Image.fromarray(x.clip(0, 255).astype(np.uint8))
+        if rng.random() < self.blur:
+            line = [0] * 25
+            for i in range(5):
+                line[(10 + i) if rng.random() < 0.5 else (2 + 5 * i)] = 1
+            crop = crop.filter(ImageFilter.Kernel((5, 5), line, scale=sum(line)))
+        if rng.random() < self.jpeg:
+            buf = io.BytesIO()
+            crop.save(buf, "JPEG", quality=int(rng.integers(20, 61)))
+            crop = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+        return to_array(crop, spec)

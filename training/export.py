@@ -15,6 +15,7 @@ from torch import nn
 
 from classifier.preprocess import PreprocessSpec
 from training.model import ARCHITECTURE
+from training.openset import KnnScore, OpenSet
 
 FORMAT = 1
 OPSET = 17
@@ -32,6 +33,7 @@ def export_model(
     metrics: dict | None = None,
     training_data: dict | None = None,
     parent_version: str | None = None,
+    open_set: OpenSet | None = None,
 ) -> Path:
     """Export ``model`` to ONNX in ``out_dir`` and write its metadata; returns ``out_dir``.
 
@@ -39,6 +41,9 @@ def export_model(
     exported in eval mode on the CPU (a copy: the caller's model is left as
     it was); the export is checked with ``onnx.checker`` and against torch on
     a batch of two random inputs, raising ``AssertionError`` on a mismatch.
+    With ``open_set`` the graph has a second output, ``unknown_score``
+    (:class:`training.openset.KnnScore` on the features the head reads), and
+    metadata.json an ``open_set`` block with its threshold.
     """
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
@@ -46,27 +51,32 @@ def export_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
     model = copy.deepcopy(model).cpu().float().eval()
+    outputs = ["logits"]
+    if open_set is not None:
+        model = _WithOpenSet(model, KnnScore(open_set.bank, model.get_classifier().chunks, open_set.k))
+        outputs.append("unknown_score")
     size = preprocess.input_size
     sample = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = model(sample).numpy()
-    if expected.shape != (2, len(classes)):
-        raise ValueError(f"model outputs {expected.shape[1]} logits for {len(classes)} classes")
+        expected = model(sample)
+        expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    if expected[0].shape != (2, len(classes)):
+        raise ValueError(f"model outputs {expected[0].shape[1]} logits for {len(classes)} classes")
     torch.onnx.export(
         model,
         (sample,),
         str(onnx_path),
         input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+        output_names=outputs,
+        dynamic_axes={"input": {0: "N"}, **{name: {0: "N"} for name in outputs}},
         opset_version=OPSET,
         dynamo=False,
     )
     onnx.checker.check_model(str(onnx_path), full_check=True)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(["logits"], {"input": sample.numpy()})
-    diff = float(np.abs(actual - expected).max())
-    assert diff <= PARITY_ATOL, f"ONNX Runtime logits differ from torch by {diff:.2e} > {PARITY_ATOL}"
+    for name, want, got in zip(outputs, expected, session.run(outputs, {"input": sample.numpy()})):
+        diff = float(np.abs(got - want).max())
+        assert diff <= PARITY_ATOL, f"ONNX Runtime {name} differs from torch by {diff:.2e} > {PARITY_ATOL}"
 
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -83,8 +93,22 @@ def export_model(
         "training_data": training_data or {},
         "metrics": metrics or {},
     }
+    if open_set is not None:
+        metadata["open_set"] = open_set.to_metadata()
     (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return out_dir
+
+
+class _WithOpenSet(nn.Module):
+    """Logits and the open-set score from one pass through the backbone."""
+
+    def __init__(self, model: nn.Module, scorer: KnnScore):
+        super().__init__()
+        self.model, self.scorer = model, scorer
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.features(x)
+        return self.model.get_classifier()(feats), self.scorer(feats)
 
 
 def read_metadata(model_dir: Path) -> dict:

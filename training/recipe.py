@@ -42,6 +42,7 @@ from training.config import TrainConfig
 from training.export import export_model, update_metrics
 from training.metrics import classification_report, ece, fit_temperature, nll, nll_per_sample, softmax
 from training.model import ARCHITECTURE, create_model, layer_groups, weights_sha256
+from training.openset import OpenSet, fit_open_set
 
 log = logging.getLogger("training")
 HEAD_L2_CHOICES = (1e-4, 1e-3, 1e-2)  # head L2 strengths phase 1 cross-validates
@@ -74,6 +75,7 @@ class Trained:
     calibration: Calibration
     history: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock per phase
+    open_set: OpenSet | None = None  # the "unknown" score's bank and threshold (training.openset)
 
 
 def spec_for(config: TrainConfig) -> PreprocessSpec:
@@ -412,6 +414,7 @@ class Recipe:
                  len(y), len(feats), l2, k, cv_nll, calibration.temperature)
         history = [{"phase": 1, "images": len(y), "views": len(feats), "cv_folds": k, "head_l2": l2, "cv_nll": cv_nll,
                     "temperature": calibration.temperature}]
+        self.eval_features = feats[0]  # the open set's bank, unless phase 2 changes the backbone
         return history, calibration, train_head
 
     def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> tuple[list[dict], bool]:
@@ -519,7 +522,20 @@ class Recipe:
             log.info("phase 2 skipped: fewer than %d images in a class, nothing to stop fine-tuning early on",
                      cfg.min_val_per_class)
         model.eval()
-        return Trained(model.cpu(), calibration, history, seconds)
+        open_set = None
+        if cfg.open_set and cfg.pretrained:
+            start = time.perf_counter()
+            kept_phase2 = any(h.get("kept") for h in history)
+            parts = [p for p in (train, val) if len(p)]
+            feats = (torch.cat([self.forward_batches(model.features, len(p), p.eval_arrays, "open-set bank")
+                                for p in parts]) if kept_phase2 else self.eval_features)
+            open_set = fit_open_set(feats.cpu(), np.concatenate([p.labels for p in parts]),
+                                    model.get_classifier().chunks, k=cfg.open_set_k,
+                                    quantile=cfg.open_set_quantile, seed=cfg.seed)
+            seconds["open_set"] = time.perf_counter() - start
+            log.info("open set: %d-NN cosine distance, threshold %.4f (%.0f %% of held-out known photos below)",
+                     open_set.k, open_set.threshold, 100 * open_set.quantile)
+        return Trained(model.cpu(), calibration, history, seconds, open_set)
 
 
 def run(config: TrainConfig) -> Path:
@@ -566,6 +582,7 @@ def run(config: TrainConfig) -> Path:
         metrics=metrics,
         training_data=data.summary(split.train + split.val, config.data),
         parent_version=config.parent_version,
+        open_set=trained.open_set,
     )
     trained.seconds["export"] = time.perf_counter() - start
     if split.holdout:
