@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--source", choices=("local", "bootstrap"), help="only manifest rows of this source")
     evaluate.add_argument("--plots-dir", type=Path, help="where the PNGs go (default: the model directory)")
     evaluate.add_argument("--json", action="store_true", help="print the full JSON report (default: a summary)")
+    evaluate.add_argument("--predictions", type=Path, metavar="FILE",
+                          help="also write per-photo probabilities here (JSONL: path, label, source, probabilities)")
     return parser
 
 
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 samples = [s for s in samples if s.source == args.source]
             if not samples:
                 raise ValueError(f"no images in {args.data} match split={args.split} source={args.source}")
-            report = evaluate_model(args.model, samples, plots_dir=args.plots_dir)
+            report = evaluate_model(args.model, samples, plots_dir=args.plots_dir, predictions=args.predictions)
             if args.json:
                 print(json.dumps(report))
             else:

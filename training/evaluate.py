@@ -1,6 +1,7 @@
 """Evaluate an exported model directory with ONNX Runtime: what is evaluated is what is served."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,12 +33,15 @@ def onnx_logits(model_dir: Path, paths: Sequence[Path]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Path | None = None) -> dict:
+def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Path | None = None,
+                   predictions: Path | None = None) -> dict:
     """Metrics of the model on ``samples`` with the metadata temperature; writes two PNGs.
 
     Every sample label must be one of the model's classes. The plots
     (``confusion_matrix.png``, ``reliability.png``) go to ``plots_dir``,
-    by default the model directory.
+    by default the model directory. With ``predictions``, also writes one JSON
+    line per sample there (path, label, source, calibrated probability per class):
+    what the serving side derives its auto-triage thresholds from.
     """
     meta = read_metadata(model_dir)
     classes = meta["classes"]
@@ -48,6 +52,8 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     logits = onnx_logits(model_dir, [s.path for s in samples])
     probs = softmax(logits, meta["temperature"])
     report = classification_report(labels, probs, classes)
+    if predictions is not None:
+        write_predictions(Path(predictions), samples, probs, classes)
     report["ece_uncalibrated"] = ece(softmax(logits), labels) if len(labels) else 0.0
     report["ece_floor"] = ece_floor(probs)  # what sampling noise alone gives on this many photos
     report["temperature"] = meta["temperature"]
@@ -57,6 +63,15 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     plot_confusion_matrix(np.array(report["confusion_matrix"]), classes, plots_dir / "confusion_matrix.png")
     plot_reliability(probs, labels, plots_dir / "reliability.png", title=f"ECE {report['ece']:.3f} (T = {meta['temperature']:.2f})")
     return report
+
+
+def write_predictions(path: Path, samples: Sequence[Sample], probs: np.ndarray, classes: Sequence[str]) -> None:
+    """One JSON object per line: {"path", "label", "source", "probabilities": {class: p}}."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for sample, row in zip(samples, probs):
+            out.write(json.dumps({"path": str(sample.path), "label": sample.label, "source": sample.source,
+                                  "probabilities": {c: round(float(p), 6) for c, p in zip(classes, row)}}) + "\n")
 
 
 def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Path) -> None:

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from classifier.preprocess import PreprocessSpec, decode, preprocess
@@ -45,3 +46,18 @@ def test_eval_transform_gives_the_serving_logits(image_folder, tmp_path):
     with torch.no_grad():
         expected = model(torch.from_numpy(served)).numpy()
     assert np.abs(onnx_logits(model_dir, paths) - expected).max() <= 1e-4
+
+
+def test_evaluate_predictions_writes_each_photos_probabilities(image_folder, tmp_path, capsys):
+    _, model_dir = _exported(tmp_path)
+    out = tmp_path / "holdout_predictions.jsonl"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(image_folder), "--predictions", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == report["n_images"] == 24
+    assert {"path", "label", "source", "probabilities"} == set(rows[0])
+    assert set(rows[0]["probabilities"]) == {"graffiti", "no_issue", "pothole"}
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    right = sum(max(r["probabilities"], key=r["probabilities"].get) == r["label"] for r in rows)
+    assert right / len(rows) == pytest.approx(report["accuracy"])  # the same predictions as the report
