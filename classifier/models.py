@@ -22,6 +22,9 @@ class ModelVersion(models.Model):
     parent_version = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     promotion_report = models.JSONField(null=True, blank=True)  # why retrain promoted/rejected it
+    # Auto-triage thresholds derived from its holdout predictions at its last activation, with the
+    # evidence per category (classifier.quality.thresholds_for_model); {} before any activation.
+    thresholds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     activated_by = models.ForeignKey(
@@ -51,7 +54,9 @@ class TrainingExample(models.Model):
         BOOTSTRAP = "bootstrap", "Bootstrap (public or curated photos)"
         LOCAL = "local", "Local (this council's own photos)"
 
-    photo = models.FileField(storage=private_storage, max_length=255)  # oriented, metadata-free JPEG
+    # Private. Imported: an oriented, metadata-free JPEG. Converted from an old import's report
+    # (migration 0005): that report's original; the export cleans it.
+    photo = models.FileField(storage=private_storage, max_length=255)
     photo_sha256 = models.CharField(max_length=64, unique=True)  # of the file as imported (dedupe key)
     label = models.CharField(max_length=64)  # category slug or "no_issue"
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.BOOTSTRAP)
@@ -108,6 +113,7 @@ class RetrainRun(models.Model):
         NIGHTLY = "nightly", "Nightly timer"
         STAFF = "staff", "Retrain now (staff)"
         CORRECTIONS = "corrections", "Staff corrections"
+        QUALITY = "quality", "Live quality guard"
         OTHER = "other", "Other"
 
     class State(models.TextChoices):
@@ -159,3 +165,81 @@ class RetrainRun(models.Model):
         if not reasons and self.error:
             reasons = [self.error]
         return reasons
+
+
+class SpotCheck(models.Model):
+    """A report the model was confident enough to auto-triage, sent to the review queue
+    instead (a deterministic SPOT_CHECK_SHARE of them), so that staff decisions keep
+    measuring live precision (classifier.quality)."""
+
+    report = models.OneToOneField("reports.Report", on_delete=models.CASCADE, related_name="spot_check")
+    model_version = models.CharField(max_length=64)
+    category = models.ForeignKey("reports.Category", on_delete=models.PROTECT, related_name="+")  # the prediction
+    probability = models.FloatField()
+    share = models.FloatField()  # SPOT_CHECK_SHARE when it was drawn
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model_version", "category"])]
+
+    def __str__(self) -> str:
+        return f"spot check of report {self.report_id} ({self.category_id} at {self.probability:.2f})"
+
+
+class AutoTriageChange(models.Model):
+    """Audit trail of every change to a category's auto-triage: a threshold derived at a
+    promotion, a supervisor's override, the live quality guard switching it off, and it
+    coming back on. Append-only. A threshold of None means "does not auto-triage"."""
+
+    class Kind(models.TextChoices):
+        DERIVED = "derived", "Derived from the holdout at a promotion"
+        OVERRIDE = "override", "Supervisor override"
+        SWITCHED_OFF = "switched_off", "Switched off by the live quality guard"
+        SWITCHED_ON = "switched_on", "Back on after a promotion"
+
+    category = models.ForeignKey("reports.Category", on_delete=models.PROTECT, related_name="+")
+    model_version = models.CharField(max_length=64, blank=True)  # the active model then
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    old_threshold = models.FloatField(null=True, blank=True)
+    new_threshold = models.FloatField(null=True, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_label = models.CharField(max_length=64, blank=True)  # "system", "quality guard" when no user
+    reason = models.CharField(max_length=500)
+    evidence = models.JSONField(default=dict, blank=True)  # the numbers behind it
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_version", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.category_id}: {self.kind} {self.old_threshold} -> {self.new_threshold}"
+
+
+class AutoTriageSwitchOff(models.Model):
+    """The live quality guard switched auto-triage of a category off: when, why, the
+    numbers, and the retrain it queued. Open (switched_on_at empty) until the next
+    activation of a model; while open, routing never auto-triages the category.
+    At most one open row per category (partial unique index)."""
+
+    category = models.ForeignKey("reports.Category", on_delete=models.PROTECT, related_name="+")
+    model_version = models.CharField(max_length=64)  # the model whose live precision fell short
+    reason = models.CharField(max_length=500)
+    # decisions, right, precision, wilson_low, wilson_high, target_precision, confidence, since
+    evidence = models.JSONField(default=dict)
+    retrain_run = models.ForeignKey(RetrainRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    switched_off_at = models.DateTimeField(auto_now_add=True)
+    switched_on_at = models.DateTimeField(null=True, blank=True)
+    switched_on_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-switched_off_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["category"], condition=Q(switched_on_at__isnull=True),
+                                    name="one_open_switch_off_per_category"),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.switched_on_at is None else "closed"
+        return f"auto-triage of {self.category_id} off ({self.model_version}, {state})"

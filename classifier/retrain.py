@@ -28,6 +28,7 @@ from django.utils import timezone
 from .models import ModelVersion, RetrainRun
 from .runs import retrain_run_finish, retrain_run_skipped, retrain_run_start
 from .services import model_activate, model_register
+from .thresholds import HOLDOUT_PREDICTIONS_FILE
 from .training_data import export_training_set
 
 logger = logging.getLogger(__name__)
@@ -108,18 +109,22 @@ def _run(args: list[str], log: Path) -> str:
     return proc.stdout
 
 
-def _evaluate(model_dir: Path, manifest: Path, log: Path, *, plots_dir: Path, source: str | None = None) -> dict:
+def _evaluate(model_dir: Path, manifest: Path, log: Path, *, plots_dir: Path, source: str | None = None,
+              predictions: Path | None = None) -> dict:
     args = ["evaluate", "--model", str(model_dir), "--data", str(manifest), "--split", "holdout",
-            "--plots-dir", str(plots_dir), "--json"]
+            "--plots-dir", str(plots_dir), "--json"] + (["--predictions", str(predictions)] if predictions else [])
     out = _run(args + (["--source", source] if source else []), log)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _evaluate_slices(model_dir: Path, manifest: Path, summary: dict, log: Path, *, plots_dir: Path) -> dict[str, dict]:
+def _evaluate_slices(model_dir: Path, manifest: Path, summary: dict, log: Path, *, plots_dir: Path,
+                     predictions: Path | None = None) -> dict[str, dict]:
     """Holdout metrics keyed by slice: "overall", and each source with holdout rows. When one
-    source holds the whole holdout its slice is the overall one (not evaluated twice)."""
+    source holds the whole holdout its slice is the overall one (not evaluated twice).
+    `predictions`: where the whole holdout's per-photo probabilities go (derived thresholds)."""
     sources = [s for s in SOURCES if summary.get("per_source", {}).get(s, {}).get("holdout_per_class")]
-    slices = {"overall": _evaluate(model_dir, manifest, log, plots_dir=plots_dir / "overall")}
+    slices = {"overall": _evaluate(model_dir, manifest, log, plots_dir=plots_dir / "overall",
+                                   predictions=predictions)}
     for source in sources:
         slices[source] = slices["overall"] if len(sources) == 1 else _evaluate(
             model_dir, manifest, log, plots_dir=plots_dir / source, source=source)
@@ -201,7 +206,10 @@ def _retrain_locked(*, force: bool) -> dict:
 
     has_holdout = bool(summary["holdout_per_class"])
     plots = run_dir / "plots"
-    candidate_slices = (_evaluate_slices(candidate_dir, manifest, summary, log, plots_dir=plots / "candidate")
+    # The candidate's holdout predictions travel in its model directory: activation derives
+    # the auto-triage thresholds from them (classifier.quality).
+    candidate_slices = (_evaluate_slices(candidate_dir, manifest, summary, log, plots_dir=plots / "candidate",
+                                         predictions=candidate_dir / HOLDOUT_PREDICTIONS_FILE)
                         if has_holdout else None)
     active_slices = (_evaluate_slices(active.directory, manifest, summary, log, plots_dir=plots / "active")
                      if (active and has_holdout) else None)

@@ -22,7 +22,8 @@ from reports.services import record_event
 from . import registry
 from .models import ModelVersion, TrainingExample
 from .onnx import ModelError, load_model
-from .routing import NO_ISSUE, route
+from .quality import auto_triage_on_activation, auto_triage_policy, spot_check_record
+from .routing import NO_ISSUE, route, spot_check_drawn
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ def model_register(*, source_dir: Path, metrics: dict | None = None) -> ModelVer
 
 def model_activate(*, version: str, user=None) -> ModelVersion:
     """Make `version` the one active model; the previous one is retired.
-    Pending reports are classified after commit."""
+    Its auto-triage thresholds are derived afresh and applied, and categories the
+    quality guard switched off come back on (classifier.quality), in the same
+    transaction. Pending reports are classified after commit."""
     with transaction.atomic():
         target = ModelVersion.objects.select_for_update().filter(version=version).first()
         if target is None:
@@ -87,6 +90,7 @@ def model_activate(*, version: str, user=None) -> ModelVersion:
         target.activated_at = timezone.now()
         target.activated_by = user
         target.save(update_fields=["status", "activated_at", "activated_by"])
+        auto_triage_on_activation(model=target, user=user)
         transaction.on_commit(_enqueue_pending)
     logger.info("model %s activated by %s", version, user or "system")
     return target
@@ -133,7 +137,7 @@ def classify_reports(report_ids: list[int]) -> int:
             return 0  # degraded: wait as pending
         return _route_without_model(report_ids)
     categories = {c.slug: c for c in Category.objects.filter(active=True)}
-    thresholds = {slug: c.auto_triage_threshold for slug, c in categories.items()}
+    policy = auto_triage_policy()
     with transaction.atomic():
         reports = list(Report.objects.select_for_update(skip_locked=True, of=("self",))
                        .filter(pk__in=report_ids, status=Report.Status.PENDING)
@@ -152,9 +156,11 @@ def classify_reports(report_ids: list[int]) -> int:
                              from_value=Report.Status.PENDING, to_value=report.status,
                              note="the model could not read this photo")
                 continue
-            decision = route(top_k=prediction.top_k, thresholds=thresholds,
+            decision = route(top_k=prediction.top_k, thresholds=policy.thresholds,
                              default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD,
-                             citizen_slug=report.citizen_category.slug if report.citizen_category else None)
+                             citizen_slug=report.citizen_category.slug if report.citizen_category else None,
+                             auto_off=policy.off,
+                             spot_check=spot_check_drawn(report_id=report.pk, share=settings.SPOT_CHECK_SHARE))
             report.predicted_label = decision.predicted_slug
             report.predicted_category = categories.get(decision.predicted_slug)
             report.predicted_probability = decision.probability
@@ -172,6 +178,12 @@ def classify_reports(report_ids: list[int]) -> int:
             record_event(report=report, actor_label=f"model:{prediction.model_version}", action="classified",
                          field="status", from_value=Report.Status.PENDING, to_value=decision.status,
                          note=json.dumps({"top_k": report.predicted_top_k}))
+            if decision.spot_check:
+                spot_check_record(report=report, category=report.predicted_category,
+                                  probability=decision.probability, model_version=prediction.model_version)
+                record_event(report=report, actor_label="system", action="spot_check",
+                             note=f"spot check: would have been auto-triaged as {decision.predicted_slug} "
+                                  f"({decision.probability:.2f}); sent for review to measure live precision")
     return len(reports)
 
 

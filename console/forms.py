@@ -151,3 +151,4 @@ class BulkForm(forms.Form):
 class ThresholdForm(forms.Form):
     category = forms.ModelChoiceField(queryset=Category.objects.all(), to_field_name="slug")
     threshold = forms.FloatField(min_value=0, max_value=1)
+    reason = forms.CharField(max_length=500, strip=True)  # why the override: kept in the audit trail

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q
 
@@ -106,6 +107,61 @@ def retrain_runs_context(*, active, registry_available: bool) -> dict:
             "triggers": trigger_status(active=active)}
 
 
+@dataclass
+class ThresholdRow:
+    category: Category
+    known: bool  # the active model has this class
+    off_reason: str  # why it does not auto-triage now ("" if it does)
+    derived: dict | None  # the active model's evidence for it (classifier.thresholds.ThresholdEvidence)
+    derived_reason: str  # that evidence in words
+    latest: object | None  # the latest AutoTriageChange (derived or override)
+    live: object | None  # classifier.quality.LivePrecision since activation
+
+
+def auto_triage_context(*, active, registry_available: bool) -> dict:
+    """Thresholds with the evidence behind them, the live quality guard's switch-offs and
+    numbers, and the audit trail of auto-triage changes."""
+    categories = list(Category.objects.order_by("order", "name"))
+    if not registry_available:
+        return {"threshold_rows": [ThresholdRow(c, False, "", None, "", None, None) for c in categories],
+                "switch_offs": [], "threshold_changes": [], "derivation": None, "spot_checks": None, "guard": None}
+    from classifier.models import AutoTriageChange, SpotCheck
+    from classifier.quality import auto_triage_policy, describe_evidence, live_precision, open_switch_offs
+
+    derivation = (active.thresholds or None) if active else None
+    per_class = (derivation or {}).get("per_class", {}) if (derivation or {}).get("derived") else {}
+    policy = auto_triage_policy()
+    live = {s.label: s for s in live_precision(version=active.version, since=active.activated_at)} if active else {}
+    latest: dict[int, object] = {}
+    for change in (AutoTriageChange.objects.filter(kind__in=["derived", "override"])
+                   .select_related("actor").order_by("category_id", "-created_at", "-id")
+                   .distinct("category_id")):
+        latest[change.category_id] = change
+    rows = []
+    for c in categories:
+        evidence = per_class.get(c.slug)
+        reason = describe_evidence(evidence, target=derivation["target_precision"],
+                                   confidence=derivation["confidence"]) if evidence else ""
+        rows.append(ThresholdRow(c, bool(active) and c.slug in active.classes, policy.off.get(c.slug, ""),
+                                 evidence, reason, latest.get(c.pk), live.get(c.slug)))
+    spot_checks = None
+    if active is not None:
+        spot_checks = SpotCheck.objects.filter(model_version=active.version).aggregate(
+            drawn=Count("pk"), decided=Count("pk", filter=staff_labelled_via("report__")))
+    return {"threshold_rows": rows, "switch_offs": open_switch_offs(), "derivation": derivation,
+            "guard": {"target": settings.AUTO_TRIAGE_TARGET_PRECISION, "confidence": settings.AUTO_TRIAGE_CONFIDENCE,
+                      "spot_check_share": settings.SPOT_CHECK_SHARE,
+                      "min_decisions": settings.QUALITY_GUARD_MIN_DECISIONS},
+            "threshold_changes": list(AutoTriageChange.objects.select_related("category", "actor")[:20]),
+            "spot_checks": spot_checks}
+
+
+def staff_labelled_via(prefix: str) -> Q:
+    """staff_labelled() across a relation (e.g. "report__")."""
+    return (Q(**{f"{prefix}verified_at__isnull": False})
+            & (Q(**{f"{prefix}final_category__isnull": False}) | Q(**{f"{prefix}status": Report.Status.REJECTED})))
+
+
 def model_panel_context(user) -> dict:
     ModelVersion = _model_version_class()
     active, versions, newest_created = None, [], None
@@ -128,6 +184,7 @@ def model_panel_context(user) -> dict:
         "auto": auto_triage_stats(version=active.version) if active else None,
         "waiting_labels": waiting.count(),
         **retrain_runs_context(active=active, registry_available=ModelVersion is not None),
+        **auto_triage_context(active=active, registry_available=ModelVersion is not None),
         "categories": Category.objects.order_by("order", "name"),
         "retrain_available": services.retrain_available(),
         "can": {p: user.has_perm(f"console.{p}") for p in ("edit_thresholds", "retrain_model", "rollback_model")},

@@ -157,7 +157,8 @@ class Page:
 def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
     """One page of the queue. Keyset pagination: cost does not grow with the page number."""
     qs = (filtered_reports(filters)
-          .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee")
+          .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee",
+                          "spot_check__category")
           .defer("location", "exif_location", "predicted_top_k", "description", "address", "media_url"))
     key = decode_cursor(cursor, filters.sort) if cursor else None
     if key is not None:
@@ -220,7 +221,7 @@ def _status_selected(status: str, wanted: str) -> bool:
 
 def console_report(reference: str) -> Report | None:
     return (Report.objects.select_related("final_category", "predicted_category", "citizen_category",
-                                          "verified_by", "duplicate_of", "assignment__assignee")
+                                          "verified_by", "duplicate_of", "assignment__assignee", "spot_check__category")
             .filter(service_request_id=reference.upper()).first())
 
 

@@ -107,14 +107,22 @@ def _slug(category: Category | None) -> str:
 
 
 def _after_label_commit(report: Report) -> None:
-    """Once a staff label on a report the model classified commits, see whether the corrections
-    now call for a retrain (classifier.triggers). Never fails the decision: errors are logged."""
+    """Once a staff label on a report the model classified commits, the one place that reacts:
+    first the live quality guard (classifier.quality: a category whose live precision is
+    credibly below target stops auto-triaging and queues a retrain), then the correction
+    triggers (classifier.triggers). Never fails the decision: errors are logged."""
     if not report.predicted_label:
         return
 
     def check() -> None:
+        from classifier.quality import quality_guard_check
         from classifier.triggers import retrain_if_evidence
 
+        try:
+            for off in quality_guard_check():
+                logger.warning("after a decision on %s: %s", report.service_request_id, off.reason)
+        except Exception:
+            logger.exception("live quality guard check failed after a decision on %s", report.service_request_id)
         run = retrain_if_evidence()
         if run is not None:
             logger.info("retrain %s queued after a decision on %s: %s", run.pk, report.service_request_id, run.reason)
@@ -310,14 +318,25 @@ def report_bulk_set_status(*, selection: Iterable[tuple[int, int]], staff: Abstr
                                                            reason=reason))
 
 
-def category_set_threshold(*, category: Category, staff: AbstractBaseUser, threshold: float) -> Category:
-    """Applies to reports classified from now on; earlier routing is not redone."""
+def category_set_threshold(*, category: Category, staff: AbstractBaseUser, threshold: float,
+                           reason: str) -> Category:
+    """A supervisor's override of a category's auto-triage threshold, audited (who, when, old,
+    new, why: classifier.models.AutoTriageChange). Applies to reports classified from now
+    on; earlier routing is not redone. The next promotion derives thresholds afresh."""
     require(staff, "console.edit_thresholds")
-    old = category.auto_triage_threshold
-    category.auto_triage_threshold = threshold
-    category.full_clean()
-    category.save(update_fields=["auto_triage_threshold"])
-    logger.info("auto-triage threshold of %s changed %s -> %s by %s", category.slug, old, threshold, staff)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why you override the threshold; it is kept in the audit trail."})
+    from classifier.quality import threshold_override
+
+    with transaction.atomic():
+        category = Category.objects.select_for_update().get(pk=category.pk)
+        old = category.auto_triage_threshold
+        threshold_override(category=category, user=staff, threshold=threshold, reason=reason)  # before the change
+        category.auto_triage_threshold = threshold
+        category.full_clean()
+        category.save(update_fields=["auto_triage_threshold"])
+    logger.info("auto-triage threshold of %s changed %s -> %s by %s: %s", category.slug, old, threshold, staff, reason)
     return category
 
 

@@ -439,14 +439,24 @@ def set_threshold(request):
     if form.is_valid():
         try:
             category = services.category_set_threshold(category=form.cleaned_data["category"], staff=request.user,
-                                                       threshold=form.cleaned_data["threshold"])
+                                                       threshold=form.cleaned_data["threshold"],
+                                                       reason=form.cleaned_data["reason"])
             messages.success(request, f"Auto-triage threshold for {category.name} is now "
                                       f"{category.auto_triage_threshold:.2f}.")
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-    else:
-        messages.error(request, "Thresholds are probabilities between 0 and 1.")
-    return redirect("console:model")
+            return _threshold_refused(request, " ".join(exc.messages))
+        return redirect("console:model")
+    if "reason" in form.errors and not {"category", "threshold"} & set(form.errors):
+        return _threshold_refused(request, "Say why you override the threshold (up to 500 characters); "
+                                           "it is kept in the audit trail.")
+    return _threshold_refused(request, "Thresholds are probabilities between 0 and 1, for a known category.")
+
+
+def _threshold_refused(request, message: str):
+    """400 with the model panel and the reason, nothing changed."""
+    messages.error(request, message)
+    return render(request, "console/model.html", {**panel.model_panel_context(request.user), "nav": "model"},
+                  status=400)
 
 
 @require_POST

@@ -45,3 +45,22 @@ def export_test_model(
         version=version,
         training_data={"n_images": 0, "source": "freshly initialised head (tests)"},
     )
+
+
+def export_constant_model(out_dir: Path, *, predicts: str = "pothole", classes: tuple[str, ...] = CLASSES,
+                          version: str = "bad-1") -> Path:
+    """A deliberately bad model: whatever the photo, it says ``predicts`` with probability ~1
+    (the head's weights zeroed, one large bias). The real network, run by ONNX Runtime."""
+    import torch
+
+    from training.export import export_model
+
+    model = make_test_model(len(classes))
+    head = model.get_classifier()
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[classes.index(predicts)] = 30.0
+    return export_model(model, classes=list(classes), out_dir=Path(out_dir), preprocess=PreprocessSpec(),
+                        temperature=1.0, version=version,
+                        training_data={"n_images": 0, "source": f"constant {predicts} (tests)"})

@@ -166,6 +166,17 @@ CLASSIFIER = {
 }
 MODEL_ROOT = env_path("MODEL_ROOT", BASE_DIR / ".local" / "models")
 DEFAULT_AUTO_TRIAGE_THRESHOLD = 0.85  # probability
+# Derived auto-triage thresholds (classifier/thresholds.py): at each promotion, each category's
+# threshold is the lowest at which, with AUTO_TRIAGE_CONFIDENCE confidence, at least
+# AUTO_TRIAGE_TARGET_PRECISION of the holdout photos auto-triaged as it are right. Both 0-1.
+AUTO_TRIAGE_TARGET_PRECISION = env.float("AUTO_TRIAGE_TARGET_PRECISION", default=0.97)
+AUTO_TRIAGE_CONFIDENCE = env.float("AUTO_TRIAGE_CONFIDENCE", default=0.95)
+# Live quality guard (classifier/quality.py): this share (0-1) of would-be auto-triaged reports
+# goes to review as spot checks; a category whose live precision since activation is credibly
+# below the target (Wilson upper bound, at least QUALITY_GUARD_MIN_DECISIONS staff decisions)
+# stops auto-triaging until the next promotion.
+SPOT_CHECK_SHARE = env.float("SPOT_CHECK_SHARE", default=0.05)
+QUALITY_GUARD_MIN_DECISIONS = env.int("QUALITY_GUARD_MIN_DECISIONS", default=10)  # staff decisions per category
 CLASSIFIER_RELOAD_SECONDS = env.float("CLASSIFIER_RELOAD_SECONDS", default=5.0)  # how often a process checks for a new active model
 CLASSIFIER_BATCH_SIZE = env.int("CLASSIFIER_BATCH_SIZE", default=16)  # reports per inference batch
 CLASSIFIER_BATCH_WAIT_MS = env.int("CLASSIFIER_BATCH_WAIT_MS", default=0)  # ms a worker waits to fill a batch

@@ -130,3 +130,62 @@ def test_panel_shows_holdout_macro_f1_per_source_when_the_retrain_recorded_it(cl
 def test_panel_without_per_source_numbers_shows_none(client, supervisor, active_model):
     client.force_login(supervisor)
     assert 'id="holdout-by-source"' not in client.get(reverse("console:model")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_threshold_override_writes_who_when_old_new_and_why(supervisor, active_model):
+    from classifier.models import AutoTriageChange
+
+    services.category_set_threshold(category=category("pothole"), staff=supervisor, threshold=0.7,
+                                    reason="backlog after the storm")
+    change = AutoTriageChange.objects.get()
+    assert (change.kind, change.category.slug, change.actor, change.old_threshold, change.new_threshold) == (
+        "override", "pothole", supervisor, 0.85, 0.7)
+    assert change.reason == "backlog after the storm" and change.model_version == "v1" and change.created_at
+
+
+@pytest.mark.django_db
+def test_panel_shows_derived_thresholds_with_evidence_the_guarantee_and_the_audit_trail(
+        client, supervisor, active_model):
+    from classifier.models import AutoTriageChange
+
+    active_model.thresholds = {
+        "derived": True, "target_precision": 0.97, "confidence": 0.95, "n_holdout": 240,
+        "computed_at": "2026-12-01T10:00:00+00:00", "per_class": {
+            "pothole": {"label": "pothole", "threshold": 0.8, "at": 0.8, "n": 190, "correct": 190, "precision": 1.0,
+                        "lower_bound": 0.9731, "predicted": 200, "support": 195},
+            "graffiti": {"label": "graffiti", "threshold": None, "at": 0.5, "n": 40, "correct": 40,
+                         "precision": 1.0, "lower_bound": 0.8786, "predicted": 40, "support": 41}}}
+    active_model.save(update_fields=["thresholds"])
+    AutoTriageChange.objects.create(category=category("pothole"), model_version="v1", kind="derived",
+                                    old_threshold=0.85, new_threshold=0.8, actor_label="system",
+                                    reason="derived: 190 of 190 holdout photos right")
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    assert "with 95% confidence, at least 97% of its auto-triaged photos are right" in html
+    assert "Derived 2026-12-01T10:00 for v1 from 240 holdout photos" in html
+    pothole = html.split('id="threshold-pothole"')[1].split("</tr>")[0]
+    assert "190 of 190 holdout photos right at p &gt;= 0.80 (100%; 95% lower bound 0.973)" in pothole
+    assert ">on<" in pothole
+    graffiti = html.split('id="threshold-graffiti"')[1].split("</tr>")[0]
+    assert "needs more verified photos" in graffiti and "40 of 40 holdout photos right at p &gt;= 0.50" in graffiti
+    assert 'id="threshold-changes"' in html and "Derived from the holdout at a promotion" in html
+
+
+@pytest.mark.django_db
+def test_panel_banner_when_the_quality_guard_switched_a_category_off(client, supervisor, active_model):
+    from classifier.models import AutoTriageSwitchOff, RetrainRun
+
+    run = RetrainRun.objects.create(trigger="quality", reason="live quality guard: Pothole: 0 of 10",
+                                    active_version="v1", state="pending")
+    AutoTriageSwitchOff.objects.create(
+        category=category("pothole"), model_version="v1", retrain_run=run,
+        reason="Pothole: 0 of 10 staff decisions on auto-triaged or spot-checked reports agreed with v1",
+        evidence={"decisions": 10, "right": 0})
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    banner = html.split('id="quality-banner"')[1].split("</div>")[0]
+    assert "Auto-triage switched itself off</strong> for Pothole" in banner
+    assert "0 of 10 staff decisions" in banner and f"Retrain run {run.pk} queued (pending)" in banner
+    pothole = html.split('id="threshold-pothole"')[1].split("</tr>")[0]
+    assert "switched off by the live quality guard" in pothole

@@ -95,9 +95,27 @@ def test_triager_posting_a_supervisor_model_action_gets_403(client, triager, nam
 @pytest.mark.django_db
 def test_supervisor_can_change_a_threshold(client, supervisor):
     client.force_login(supervisor)
-    assert client.post(reverse("console:threshold"), {"category": "pothole", "threshold": "0.6"}).status_code == 302
+    assert client.post(reverse("console:threshold"), {"category": "pothole", "threshold": "0.6",
+                                                      "reason": "too many potholes waiting"}).status_code == 302
     from reports.models import Category
     assert Category.objects.get(slug="pothole").auto_triage_threshold == 0.6
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data, message", [
+    ({"category": "pothole", "threshold": "0.6"}, "Say why you override the threshold"),
+    ({"category": "pothole", "threshold": "0.6", "reason": "   "}, "Say why you override the threshold"),
+    ({"category": "pothole", "threshold": "1.5", "reason": "why not"}, "probabilities between 0 and 1"),
+    ({"category": "unicorn", "threshold": "0.6", "reason": "why not"}, "for a known category"),
+])
+def test_a_threshold_override_without_a_reason_or_out_of_range_is_refused(client, supervisor, data, message):
+    from classifier.models import AutoTriageChange
+    from reports.models import Category
+
+    client.force_login(supervisor)
+    response = client.post(reverse("console:threshold"), data)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert Category.objects.get(slug="pothole").auto_triage_threshold == 0.85 and not AutoTriageChange.objects.exists()
 
 
 @pytest.mark.django_db

@@ -100,3 +100,22 @@ def test_bulk_reject_without_a_reason_is_refused(client, triager, make_report):
     assert "Choose a reason for rejecting." in response.content.decode()
     report.refresh_from_db()
     assert report.status == S.NEEDS_REVIEW
+
+
+def test_a_spot_check_is_marked_with_its_reason_in_the_queue_and_the_report(client, triager, make_report):
+    from classifier.models import SpotCheck
+    from reports.models import Category
+
+    report = make_report(predicted="pothole", probability=0.97)
+    SpotCheck.objects.create(report=report, model_version="v1", category=Category.objects.get(slug="pothole"),
+                             probability=0.97, share=0.05)
+    plain = make_report(predicted="pothole", probability=0.4)
+    client.force_login(triager)
+    html = _page(client, report)
+    reason = html.split('id="spot-check-reason"')[1].split("</p>")[0]
+    assert "would have auto-triaged this as <strong>Pothole</strong> (0.97, model v1)" in reason
+    assert "5% of auto-triages come to a person like this" in reason
+    assert 'id="spot-check-reason"' not in _page(client, plain)
+    queue = client.get(reverse("console:queue") + "?status=needs_review").content.decode()
+    [row] = [r for r in re.findall(r"<tr.*?</tr>", queue, flags=re.S) if report.service_request_id in r]
+    assert 'class="flag spot"' in row and "would have auto-triaged this as Pothole (0.97)" in row
