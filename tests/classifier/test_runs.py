@@ -47,7 +47,7 @@ def test_only_one_retrain_can_be_pending_or_running(training_queue, django_captu
 
 
 def test_an_unknown_trigger_is_refused():
-    with pytest.raises(ValueError, match="choose one of nightly, staff, corrections, other"):
+    with pytest.raises(ValueError, match="unknown retrain trigger 'cron'; choose one of nightly, staff, corrections"):
         retrain_request(trigger="cron", reason="x")
 
 

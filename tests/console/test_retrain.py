@@ -64,6 +64,23 @@ def test_a_bulk_correction_crossing_the_threshold_queues_one_retrain(
     assert RetrainRun.objects.filter(trigger="corrections").count() == 1 and len(training_queue.results) == 1
 
 
+def test_rejections_count_as_corrections_unless_the_model_said_no_issue(
+        triager, make_report, v1, count_trigger, training_queue, django_capture_on_commit_callbacks):
+    said_pothole = [make_report(predicted="pothole") for _ in range(3)]
+    said_no_issue = [make_report(predicted="no_issue") for _ in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.report_bulk_set_status(selection=[(r.pk, r.version) for r in said_no_issue],
+                                                 staff=triager, status=S.REJECTED, reason="not_council")
+    assert len(result.done) == 3 and not RetrainRun.objects.exists()  # agreement, three times
+    with django_capture_on_commit_callbacks(execute=True):
+        for r in said_pothole:
+            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=r.version,
+                                       reason="not_council")
+    run = RetrainRun.objects.get()
+    assert run.reason == "3 staff corrections of v1 since activation (threshold 3)"
+    assert run.evidence["per_label"]["no_issue"] == [3, 6] and len(training_queue.results) == 1
+
+
 def test_a_failing_check_never_fails_the_decision(triager, make_report, v1, monkeypatch, caplog,
                                                   django_capture_on_commit_callbacks):
     from classifier import triggers
