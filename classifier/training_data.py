@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import math
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -98,6 +97,22 @@ def _per_class(counts: Counter, split: str, source: str | None = None) -> dict[s
     return dict(sorted(out.items()))
 
 
+METADATA_KEYS = {"exif", "xmp", "comment", "photoshop", "icc_profile"}  # Pillow's names in Image.info
+
+
+def _export_photo(field, target: Path) -> None:
+    """Write the stored photo to `target` as an oriented, metadata-free JPEG: copied as it is
+    when it already is one (imported examples), re-encoded otherwise (report originals, and
+    examples converted from the old import's reports)."""
+    with field.storage.open(field.name) as f:
+        data = f.read()
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG" and not METADATA_KEYS & set(img.info):
+        target.write_bytes(data)
+        return
+    ImageOps.exif_transpose(img).convert("RGB").save(target, "JPEG", quality=95)
+
+
 def export_training_set(out: Path) -> dict:
     """Write OUT/images/ (oriented, metadata-free JPEGs: <report id>.jpg for verified reports,
     example-<id>.jpg for training examples) and OUT/manifest.jsonl, one row per image:
@@ -112,16 +127,13 @@ def export_training_set(out: Path) -> dict:
     for report in verified_reports().order_by("pk"):
         target = images / f"{report.pk}.jpg"
         if not target.exists():
-            with report.photo_original.storage.open(report.photo_original.name) as f:
-                img = ImageOps.exif_transpose(Image.open(io.BytesIO(f.read()))).convert("RGB")
-            img.save(target, "JPEG", quality=95)
+            _export_photo(report.photo_original, target)
         rows.append({"path": f"images/{target.name}", "label": training_label(report), "report_id": report.pk,
                      "example_id": None, "source": LOCAL, "split": report_splits[report.pk]})
     for example in training_examples().order_by("pk"):
         target = images / f"example-{example.pk}.jpg"
-        if not target.exists():  # stored already oriented and metadata-free: a copy, no re-encoding
-            with example.photo.storage.open(example.photo.name) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+        if not target.exists():
+            _export_photo(example.photo, target)
         rows.append({"path": f"images/{target.name}", "label": example.label, "report_id": None,
                      "example_id": example.pk, "source": example.source, "split": example_splits[example.pk]})
     for row in rows:

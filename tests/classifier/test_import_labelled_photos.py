@@ -3,6 +3,7 @@ photos become training examples (private, with a source), never reports; and mig
 turns the reports the old command made into examples."""
 import importlib
 import io
+import json
 from collections import Counter
 
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 
 from classifier.models import TrainingExample, TrainingSplit
 from classifier.services import training_example_create
-from classifier.training_data import assign_splits
+from classifier.training_data import assign_splits, export_training_set
 from reports import photos
 from reports import services as report_services
 from reports.models import Category, Report, ReportEvent
@@ -151,3 +152,13 @@ def test_migration_turns_imported_reports_into_examples_keeping_label_and_split(
     assert examples["pothole"].photo.name == pothole.photo_original.name
     assert convert() == 0  # nothing left to convert
     assert dict(assign_splits())[("bootstrap", "pothole")] == 1
+
+
+def test_converted_examples_are_exported_without_their_metadata(tmp_path, unique_jpeg):
+    old_import(unique_jpeg(lat=51.5, lon=-0.12, orientation=6, size=(120, 80)), "graffiti")
+    convert()
+    export_training_set(tmp_path / "out")
+    (row,) = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert (row["label"], row["source"], row["report_id"]) == ("graffiti", "bootstrap", None)
+    img = Image.open(tmp_path / "out" / row["path"])
+    assert img.format == "JPEG" and img.size == (80, 120) and dict(img.getexif()) == {}

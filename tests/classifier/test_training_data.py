@@ -87,3 +87,11 @@ def test_an_example_that_comes_back_as_a_verified_report_is_exported_once(tmp_pa
     rows = rows_of(tmp_path / "out")
     assert [(r["report_id"], r["label"], r["source"]) for r in rows] == [(report.pk, "graffiti", "local")]
     assert TrainingExample.objects.filter(pk=example.pk).exists()  # kept, just not trained on twice
+
+
+def test_an_imported_example_is_copied_as_stored(tmp_path, unique_jpeg):
+    example = training_example_create(photo=unique_jpeg(lat=51.5, lon=-0.12), label="pothole").example
+    export_training_set(tmp_path / "out")
+    (row,) = rows_of(tmp_path / "out")
+    stored = example.photo.storage.open(example.photo.name).read()
+    assert (tmp_path / "out" / row["path"]).read_bytes() == stored  # already clean: no second JPEG pass
