@@ -18,6 +18,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,13 +101,28 @@ def _python() -> str:
 
 
 def _run(args: list[str], log: Path) -> str:
-    """Run `python -m training ...`; stdout is returned, stderr appended to `log`."""
-    with log.open("a") as err:
-        proc = subprocess.run([_python(), "-m", "training", *args], stdout=subprocess.PIPE, stderr=err,
-                              text=True, cwd=settings.BASE_DIR)
+    """Run `python -m training ...`; stdout is returned, stderr appended to `log` and, when this
+    process has a terminal (`make demo`'s first training), shown there too: progress bars included."""
+    echo = sys.stderr.isatty()
+    with log.open("ab") as err:
+        proc = subprocess.Popen([_python(), "-m", "training", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=settings.BASE_DIR)
+
+        def tee() -> None:
+            for chunk in iter(lambda: proc.stderr.read1(65536), b""):
+                err.write(chunk)
+                if echo:
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
+
+        thread = threading.Thread(target=tee, daemon=True)
+        thread.start()
+        out = proc.stdout.read().decode()
+        proc.wait()
+        thread.join()
     if proc.returncode != 0:
         raise RuntimeError(f"training {args[0]} failed (exit {proc.returncode}); see {log}")
-    return proc.stdout
+    return out
 
 
 def _evaluate(model_dir: Path, manifest: Path, log: Path, *, plots_dir: Path, source: str | None = None,
@@ -199,7 +215,7 @@ def _retrain_locked(*, force: bool) -> dict:
     version = "m" + started.strftime("%Y%m%d-%H%M%S")
     candidate_dir = run_dir / "candidate"
     args = ["train", "--data", str(manifest), "--out", str(candidate_dir), "--version", version,
-            *settings.TRAINING_ARGS]
+            "--feature-cache", str(settings.TRAINING_FEATURE_CACHE), *settings.TRAINING_ARGS]
     if active:
         args += ["--parent-version", active.version]
     _run(args, log)

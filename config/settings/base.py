@@ -187,6 +187,9 @@ CLASSIFIER_RETRIES = 3  # attempts per task on transient failure
 TRAINING_PYTHON = env("TRAINING_PYTHON", default="")  # empty = this interpreter
 TRAINING_ARGS = env.list("TRAINING_ARGS", default=[])  # extra `python -m training train` flags
 RETRAIN_DIR = env_path("RETRAIN_DIR", BASE_DIR / ".local" / "retrain")  # exports, candidates, reports
+# Backbone features per photo, reused by every retrain (keyed by photo SHA-256, backbone, weights, view):
+# a nightly retrain encodes only the photos it has not seen. Safe to delete; about 26 kB a photo.
+TRAINING_FEATURE_CACHE = env_path("TRAINING_FEATURE_CACHE", BASE_DIR / ".local" / "feature-cache")
 RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verified labels since the active model
 RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
 RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active

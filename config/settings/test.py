@@ -9,6 +9,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, te
 MEDIA_ROOT = env_path("MEDIA_ROOT", BASE_DIR / ".local" / "test-media")
 PRIVATE_MEDIA_ROOT = env_path("PRIVATE_MEDIA_ROOT", BASE_DIR / ".local" / "test-private")
 MODEL_ROOT = env_path("MODEL_ROOT", BASE_DIR / ".local" / "test-models")
+TRAINING_FEATURE_CACHE = env_path("TRAINING_FEATURE_CACHE", BASE_DIR / ".local" / "test-feature-cache")
 STORAGES = {
     **STORAGES,  # noqa: F405
     "public": {"BACKEND": "django.core.files.storage.FileSystemStorage",
