@@ -29,7 +29,8 @@ def spot_check_drawn(*, report_id: int, share: float) -> bool:
 
 
 def route(*, top_k: list[tuple[str, float]], thresholds: dict[str, float], default_threshold: float,
-          citizen_slug: str | None, auto_off: Collection[str] = (), spot_check: bool = False) -> Decision:
+          citizen_slug: str | None, auto_off: Collection[str] = (), spot_check: bool = False,
+          unknown: bool = False) -> Decision:
     """Confident prediction of a category -> triaged (auto, spot-checkable);
     anything else -> needs review. `no_issue` is flagged, never auto-rejected.
     A confident prediction that contradicts the citizen's category is flagged
@@ -39,20 +40,22 @@ def route(*, top_k: list[tuple[str, float]], thresholds: dict[str, float], defau
     a slug missing from it is not a servable category. A slug in `auto_off`
     never auto-triages (no derived threshold, or switched off by the quality
     guard). `spot_check`: this report is drawn as a spot check, so a would-be
-    auto-triage goes to review instead, marked `spot_check`.
+    auto-triage goes to review instead, marked `spot_check`. `unknown`: the photo is unlike every
+    class the model knows (open set), so whatever its top class and probability it goes to review,
+    and is never flagged "possibly not an issue".
     """
     slug, probability = top_k[0]
     confident = probability >= thresholds.get(slug, default_threshold)
     is_category = slug in thresholds
     disagree = bool(citizen_slug) and confident and slug != citizen_slug
-    would_auto = confident and is_category and not disagree and slug not in auto_off
+    would_auto = confident and is_category and not disagree and slug not in auto_off and not unknown
     auto = would_auto and not spot_check
     return Decision(
         status="triaged" if auto else "needs_review",
         predicted_slug=slug,
         probability=probability,
         auto_triaged=auto,
-        possibly_not_issue=slug == NO_ISSUE and confident,
+        possibly_not_issue=slug == NO_ISSUE and confident and not unknown,
         citizen_model_disagree=disagree,
         spot_check=would_auto and spot_check,
     )

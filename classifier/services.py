@@ -160,12 +160,15 @@ def classify_reports(report_ids: list[int]) -> int:
                              default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD,
                              citizen_slug=report.citizen_category.slug if report.citizen_category else None,
                              auto_off=policy.off,
-                             spot_check=spot_check_drawn(report_id=report.pk, share=settings.SPOT_CHECK_SHARE))
+                             spot_check=spot_check_drawn(report_id=report.pk, share=settings.SPOT_CHECK_SHARE),
+                             unknown=prediction.unknown)
             report.predicted_label = decision.predicted_slug
             report.predicted_category = categories.get(decision.predicted_slug)
             report.predicted_probability = decision.probability
             report.predicted_top_k = [[s, round(p, 6)] for s, p in prediction.top_k]
             report.model_version = prediction.model_version
+            report.predicted_unknown = prediction.unknown
+            report.unknown_score = prediction.unknown_score
             report.classified_at = now
             report.auto_triaged = decision.auto_triaged
             report.possibly_not_issue = decision.possibly_not_issue
@@ -173,11 +176,13 @@ def classify_reports(report_ids: list[int]) -> int:
             report.status = decision.status
             report.save(update_fields=[
                 "predicted_label", "predicted_category", "predicted_probability", "predicted_top_k",
-                "model_version", "classified_at", "auto_triaged", "possibly_not_issue",
+                "model_version", "predicted_unknown", "unknown_score", "classified_at", "auto_triaged",
+                "possibly_not_issue",
                 "citizen_model_disagree", "status", "updated_at"])
             record_event(report=report, actor_label=f"model:{prediction.model_version}", action="classified",
                          field="status", from_value=Report.Status.PENDING, to_value=decision.status,
-                         note=json.dumps({"top_k": report.predicted_top_k}))
+                         note=json.dumps({"top_k": report.predicted_top_k, "unknown": prediction.unknown,
+                                          "unknown_score": prediction.unknown_score}))
             if decision.spot_check:
                 spot_check_record(report=report, category=report.predicted_category,
                                   probability=decision.probability, model_version=prediction.model_version)

@@ -227,4 +227,5 @@ def _route_with_citizen_label(report: Report, citizen_slug: str):
 
     thresholds = dict(Category.objects.filter(active=True).values_list("slug", "auto_triage_threshold"))
     return route(top_k=[(slug, float(p)) for slug, p in report.predicted_top_k], thresholds=thresholds,
-                 default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD, citizen_slug=citizen_slug)
+                 default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD, citizen_slug=citizen_slug,
+                 unknown=report.predicted_unknown)

@@ -48,12 +48,18 @@ def export_test_model(
 
 
 def export_constant_model(out_dir: Path, *, predicts: str = "pothole", classes: tuple[str, ...] = CLASSES,
-                          version: str = "bad-1") -> Path:
+                          version: str = "bad-1", unknown_threshold: float | None = None) -> Path:
     """A deliberately bad model: whatever the photo, it says ``predicts`` with probability ~1
-    (the head's weights zeroed, one large bias). The real network, run by ONNX Runtime."""
+    (the head's weights zeroed, one large bias). The real network, run by ONNX Runtime.
+
+    With ``unknown_threshold`` it also has the open-set output, its bank a few random feature
+    vectors: the score (a cosine distance) is in [0, 2], so a threshold of 0 flags every photo
+    unknown and one above 2 none."""
+    import numpy as np
     import torch
 
     from training.export import export_model
+    from training.openset import OpenSet, normalise
 
     model = make_test_model(len(classes))
     head = model.get_classifier()
@@ -61,6 +67,11 @@ def export_constant_model(out_dir: Path, *, predicts: str = "pothole", classes: 
         head.weight.zero_()
         head.bias.zero_()
         head.bias[classes.index(predicts)] = 30.0
+    open_set = None
+    if unknown_threshold is not None:
+        head_chunks = head.chunks
+        bank = normalise(torch.randn(5, sum(head_chunks), generator=torch.Generator().manual_seed(0)), head_chunks)
+        open_set = OpenSet(bank=bank, threshold=unknown_threshold, k=1, quantile=0.95, held_out_scores=np.zeros(5))
     return export_model(model, classes=list(classes), out_dir=Path(out_dir), preprocess=PreprocessSpec(),
-                        temperature=1.0, version=version,
+                        temperature=1.0, version=version, open_set=open_set,
                         training_data={"n_images": 0, "source": f"constant {predicts} (tests)"})
