@@ -201,6 +201,10 @@ RETRAIN_CORRECTION_SHARE = env.float("RETRAIN_CORRECTION_SHARE", default=0.15)  
 RETRAIN_CORRECTION_MIN_VERIFIED = env.int("RETRAIN_CORRECTION_MIN_VERIFIED", default=10)  # reports of that label first
 HOLDOUT_SHARE = 0.2  # share of each label's verified reports frozen into the holdout
 HOLDOUT_MIN_PER_LABEL = 5  # labels with fewer verified reports get no holdout yet
+# A label the active model does not know yet (a new class) is exported for training only once it
+# has this many verified photos (reports + training examples) outside the holdout; the holdout's
+# share comes on top. Below it the label trains on nothing and holds nothing back.
+MIN_PHOTOS_NEW_CLASS = env.int("MIN_PHOTOS_NEW_CLASS", default=10)  # photos
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -154,7 +154,8 @@ def test_migration_turns_imported_reports_into_examples_keeping_label_and_split(
     assert dict(assign_splits())[("bootstrap", "pothole")] == 1
 
 
-def test_converted_examples_are_exported_without_their_metadata(tmp_path, unique_jpeg):
+def test_converted_examples_are_exported_without_their_metadata(tmp_path, unique_jpeg, settings):
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar
     old_import(unique_jpeg(lat=51.5, lon=-0.12, orientation=6, size=(120, 80)), "graffiti")
     convert()
     export_training_set(tmp_path / "out")

@@ -78,6 +78,7 @@ def write_folder(root, per_class, seed=0):
 
 def test_holdout_is_stratified_frozen_and_never_in_train(tmp_path, settings):
     settings.HOLDOUT_SHARE = 0.25
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 8, seed=1)))
     first = assign_splits()
     assert dict(first) == {("bootstrap", label): 2 for label in LABELS}
@@ -134,6 +135,7 @@ def test_retrain_end_to_end_trains_evaluates_and_promotes(tmp_path, settings):
     second run is compared with it on the same frozen holdout."""
     settings.RETRAIN_DIR = tmp_path / "runs"
     settings.RETRAIN_MIN_NEW_LABELS = 1
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar: 10 generated photos per class
     settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1",
                               "--batch-size", "8", "--image-size", "96", "--resize-size", "110"]
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 10)))
@@ -176,6 +178,7 @@ def test_retrain_rejects_a_candidate_that_is_worse_on_the_councils_photos(tmp_pa
     holdout, worse on the local slice: rejected, and the report says which gate failed."""
     settings.RETRAIN_DIR = tmp_path / "runs"
     settings.RETRAIN_MIN_NEW_LABELS = 1
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar: 5 local photos per class
     settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1", "--batch-size", "8",
                               "--image-size", "96", "--resize-size", "110", "--local-share", "0"]
     local_reports(tmp_path / "local", 5, looks_like={"pothole": "no_issue", "no_issue": "pothole"})

@@ -37,6 +37,7 @@ def rows_of(out):
 def mixed(tmp_path, settings, unique_jpeg):
     """8 bootstrap examples per label; local reports: 10 fly_tipping, 5 no_issue, 4 graffiti."""
     settings.HOLDOUT_SHARE, settings.HOLDOUT_MIN_PER_LABEL = 0.2, 5
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar (below)
     call_command("import_labelled_photos", str(images.labelled_folder(tmp_path / "boot", 8)), stdout=io.StringIO())
     local = [verified_report(unique_jpeg(size=(96, 72)), label)
              for label, n in (("fly_tipping", 10), ("no_issue", 5), ("graffiti", 4)) for _ in range(n)]
@@ -79,7 +80,8 @@ def test_new_labels_fill_the_holdout_without_moving_anything(unique_jpeg, settin
     assert holdout[("local", "graffiti")] == 1 and holdout[("bootstrap", "graffiti")] == 2
 
 
-def test_an_example_that_comes_back_as_a_verified_report_is_exported_once(tmp_path, unique_jpeg):
+def test_an_example_that_comes_back_as_a_verified_report_is_exported_once(tmp_path, unique_jpeg, settings):
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar
     photo = unique_jpeg(size=(96, 72))
     example = training_example_create(photo=photo, label="pothole").example
     report = verified_report(photo, "graffiti")  # the same photo, later reported and labelled by staff
@@ -89,9 +91,71 @@ def test_an_example_that_comes_back_as_a_verified_report_is_exported_once(tmp_pa
     assert TrainingExample.objects.filter(pk=example.pk).exists()  # kept, just not trained on twice
 
 
-def test_an_imported_example_is_copied_as_stored(tmp_path, unique_jpeg):
+def test_an_imported_example_is_copied_as_stored(tmp_path, unique_jpeg, settings):
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar
     example = training_example_create(photo=unique_jpeg(lat=51.5, lon=-0.12), label="pothole").example
     export_training_set(tmp_path / "out")
     (row,) = rows_of(tmp_path / "out")
     stored = example.photo.storage.open(example.photo.name).read()
     assert (tmp_path / "out" / row["path"]).read_bytes() == stored  # already clean: no second JPEG pass
+
+
+# A new class needs evidence (MIN_PHOTOS_NEW_CLASS) ----------------------------------------------
+
+@pytest.fixture
+def new_class_bar(settings):
+    settings.MIN_PHOTOS_NEW_CLASS, settings.HOLDOUT_SHARE, settings.HOLDOUT_MIN_PER_LABEL = 10, 0.2, 5
+
+
+def known_model(*classes):
+    from classifier.models import ModelVersion
+
+    return ModelVersion.objects.create(version="v1", path="v1", sha256="1" * 64, classes=list(classes),
+                                       status="active", activated_at=timezone.now())
+
+
+def test_a_one_photo_class_is_refused_at_export(tmp_path, unique_jpeg, new_class_bar):
+    known_model("graffiti", "no_issue", "pothole")
+    one = verified_report(unique_jpeg(size=(96, 72)), "streetlight")  # one (perhaps mistaken) staff label
+    kept = verified_report(unique_jpeg(size=(96, 72)), "pothole")
+    summary = export_training_set(tmp_path / "out")
+    assert [r["report_id"] for r in rows_of(tmp_path / "out")] == [kept.pk]
+    assert not TrainingSplit.objects.filter(report=one).exists()  # neither train nor holdout, yet
+    assert summary["withheld"] == {"streetlight": {"photos": 1, "train": 1, "holdout": 0, "needed": 10}}
+    assert summary["min_photos_new_class"] == 10 and "streetlight" not in summary["train_per_class"]
+    assert not (tmp_path / "out" / "images" / f"{one.pk}.jpg").exists()
+
+
+def test_a_new_class_is_exported_once_it_has_ten_photos_outside_the_holdout(tmp_path, unique_jpeg, new_class_bar):
+    """Reports and training examples count together; the holdout's share comes on top."""
+    known_model("graffiti", "no_issue", "pothole")
+    for _ in range(8):  # bootstrap stratum of 8: 2 held out, 6 to train on
+        training_example_create(photo=unique_jpeg(size=(96, 72)), label="streetlight")
+    for _ in range(3):  # local stratum of 3 (< HOLDOUT_MIN_PER_LABEL): all 3 to train on
+        verified_report(unique_jpeg(size=(96, 72)), "streetlight")
+    summary = export_training_set(tmp_path / "first")
+    assert summary["withheld"] == {"streetlight": {"photos": 11, "train": 9, "holdout": 2, "needed": 10}}
+    assert not TrainingSplit.objects.exists()
+    verified_report(unique_jpeg(size=(96, 72)), "streetlight")  # the tenth outside the holdout
+    summary = export_training_set(tmp_path / "second")
+    assert summary["withheld"] == {}
+    assert summary["train_per_class"] == {"streetlight": 10} and summary["holdout_per_class"] == {"streetlight": 2}
+    rows = rows_of(tmp_path / "second")
+    assert len(rows) == 12 and {r["label"] for r in rows} == {"streetlight"}
+    assert TrainingSplit.objects.count() == 12
+
+
+def test_a_class_the_active_model_knows_is_exported_below_the_bar(tmp_path, unique_jpeg, new_class_bar):
+    known_model("graffiti", "no_issue", "pothole")
+    graffiti = [verified_report(unique_jpeg(size=(96, 72)), "graffiti") for _ in range(2)]
+    rejected = verified_report(unique_jpeg(size=(96, 72)), "no_issue")
+    summary = export_training_set(tmp_path / "out")
+    assert summary["withheld"] == {} and summary["train_per_class"] == {"graffiti": 2, "no_issue": 1}
+    assert {r["report_id"] for r in rows_of(tmp_path / "out")} == {*(r.pk for r in graffiti), rejected.pk}
+
+
+def test_without_an_active_model_every_category_needs_the_evidence_but_no_issue(tmp_path, unique_jpeg, new_class_bar):
+    verified_report(unique_jpeg(size=(96, 72)), "graffiti")
+    verified_report(unique_jpeg(size=(96, 72)), "no_issue")
+    summary = export_training_set(tmp_path / "out")
+    assert summary["train_per_class"] == {"no_issue": 1} and set(summary["withheld"]) == {"graffiti"}
