@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from reports.models import Category, Report
 
-from . import services
+from . import charts, services
 
 NO_ISSUE = "no_issue"
 
@@ -156,10 +160,160 @@ def auto_triage_context(*, active, registry_available: bool) -> dict:
             "spot_checks": spot_checks}
 
 
+@dataclass(frozen=True)
+class NewCategory:
+    """A category staff use that the active model does not know yet, with its verified photos
+    toward the bar a new class must reach to be trained on (classifier.training_data)."""
+    category: Category
+    photos: int  # verified reports + training examples of it
+    train: int  # of those, outside the holdout (as the next export would split them)
+    holdout: int
+    needed: int  # MIN_PHOTOS_NEW_CLASS
+
+    @property
+    def ready(self) -> bool:
+        return self.train >= self.needed
+
+
+def new_categories(*, active) -> list[NewCategory]:
+    """Active categories, and any inactive one with verified photos, that `active` (the active
+    ModelVersion, or None: every category is new) has no class for; in panel order."""
+    from classifier.training_data import label_photos
+
+    photos = label_photos()
+    known = set(active.classes) if active else set()
+    needed = settings.MIN_PHOTOS_NEW_CLASS
+    rows = []
+    for c in Category.objects.order_by("order", "name"):
+        p = photos.get(c.slug)
+        if c.slug in known or (not c.active and p is None):
+            continue
+        rows.append(NewCategory(c, p.photos if p else 0, p.train if p else 0, p.holdout if p else 0, needed))
+    return rows
+
+
 def staff_labelled_via(prefix: str) -> Q:
     """staff_labelled() across a relation (e.g. "report__")."""
     return (Q(**{f"{prefix}verified_at__isnull": False})
             & (Q(**{f"{prefix}final_category__isnull": False}) | Q(**{f"{prefix}status": Report.Status.REJECTED})))
+
+
+@dataclass(frozen=True)
+class DriftWeek:
+    """One ISO week (local time) of live evidence about the model in service, whichever version."""
+    start: dt.date  # its Monday
+    verified: int  # staff labels given this week on reports a model classified (duplicates left out)
+    corrected: int  # of those, a label other than the model's prediction (classifier.triggers)
+    spot_decided: int  # spot checks staff decided this week
+    spot_right: int  # of those, verified as the category the model predicted
+    classified: int  # reports a model classified this week
+    unknown: int  # of those, flagged unlike every training class (predicted_unknown)
+
+    @property
+    def label(self) -> str:
+        return charts.week_label(self.start)
+
+    @property
+    def correction_rate(self) -> float | None:
+        return self.corrected / self.verified if self.verified else None
+
+    @property
+    def spot_precision(self) -> float | None:
+        return self.spot_right / self.spot_decided if self.spot_decided else None
+
+    @property
+    def unknown_share(self) -> float | None:
+        return self.unknown / self.classified if self.classified else None
+
+
+DRIFT_WEEKS = 12
+
+
+def drift_weeks(*, weeks: int = DRIFT_WEEKS, now: dt.datetime | None = None) -> list[DriftWeek]:
+    """The current ISO week and the `weeks` - 1 before it, oldest first (three GROUP BY
+    queries): staff decisions count in the week they were given, classifications in the
+    week they were made."""
+    from classifier.models import SpotCheck
+    from classifier.training_data import verified_reports
+    from classifier.triggers import is_correction, staff_label
+
+    tz = timezone.get_current_timezone()
+    today = timezone.localtime(now or timezone.now(), tz).date()
+    first = today - dt.timedelta(days=today.weekday() + 7 * (weeks - 1))
+    since = timezone.make_aware(dt.datetime.combine(first, dt.time.min), tz)
+    until = timezone.make_aware(dt.datetime.combine(first + dt.timedelta(weeks=weeks), dt.time.min), tz)
+    counts = {first + dt.timedelta(weeks=i): Counter() for i in range(weeks)}
+
+    def week(value: dt.datetime) -> Counter:
+        return counts[timezone.localtime(value, tz).date()]
+
+    decisions = (verified_reports().filter(verified_at__gte=since, verified_at__lt=until)
+                 .exclude(predicted_label="").exclude(model_version="")
+                 .annotate(week=TruncWeek("verified_at", tzinfo=tz)).order_by()
+                 .values_list("week", "predicted_label", "final_category__slug", "status").annotate(n=Count("pk")))
+    for monday, predicted, final, status, n in decisions:
+        c = week(monday)
+        c["verified"] += n
+        if is_correction(predicted=predicted, label=staff_label(final_slug=final, status=status)):
+            c["corrected"] += n
+    spot_checks = (SpotCheck.objects.filter(staff_labelled_via("report__"), report__verified_at__gte=since,
+                                            report__verified_at__lt=until)
+                   .exclude(report__status=Report.Status.DUPLICATE)
+                   .annotate(week=TruncWeek("report__verified_at", tzinfo=tz)).order_by().values_list("week")
+                   .annotate(decided=Count("pk"),
+                             right=Count("pk", filter=Q(report__final_category_id=F("category_id"))
+                                         & ~Q(report__status=Report.Status.REJECTED))))
+    for monday, decided, right in spot_checks:
+        week(monday).update(spot_decided=decided, spot_right=right)
+    classified = (Report.objects.filter(classified_at__gte=since, classified_at__lt=until).exclude(model_version="")
+                  .annotate(week=TruncWeek("classified_at", tzinfo=tz)).order_by().values_list("week")
+                  .annotate(n=Count("pk"), unknown=Count("pk", filter=Q(predicted_unknown=True))))
+    for monday, n, unknown in classified:
+        week(monday).update(classified=n, unknown=unknown)
+    return [DriftWeek(start, c["verified"], c["corrected"], c["spot_decided"], c["spot_right"], c["classified"],
+                      c["unknown"]) for start, c in counts.items()]
+
+
+def model_activations(*, since: dt.date) -> list[charts.Marker]:
+    """Each model version's (latest) activation on or after `since`, local time, oldest first."""
+    ModelVersion = _model_version_class()
+    if ModelVersion is None:
+        return []
+    start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
+    return [charts.Marker(timezone.localtime(at), version) for version, at in
+            ModelVersion.objects.filter(activated_at__gte=start).order_by("activated_at")
+            .values_list("version", "activated_at")]
+
+
+def _ratio(n: int, d: int) -> str:
+    return f"{n} of {d}" if d else "none"
+
+
+def drift_chart(weeks: list[DriftWeek], activations: list[charts.Marker]) -> str:
+    """The drift plot (inline SVG) of `weeks`, with the activations as vertical lines."""
+    series = [
+        charts.Series("correction", "Staff correction rate", [w.correction_rate for w in weeks],
+                      [f"{_ratio(w.corrected, w.verified)} staff labels corrected" for w in weeks]),
+        charts.Series("spot-check", "Spot-check precision", [w.spot_precision for w in weeks],
+                      [f"{_ratio(w.spot_right, w.spot_decided)} spot checks right" for w in weeks]),
+        charts.Series("unknown", "Unknown photos", [w.unknown_share for w in weeks],
+                      [f"{_ratio(w.unknown, w.classified)} classified photos unknown" for w in weeks]),
+    ]
+    return charts.weekly_share_chart(
+        weeks=[w.start for w in weeks], series=series, markers=activations, chart_id="drift-chart",
+        title="Model drift per week",
+        description=f"Per ISO week from {weeks[0].label} to {weeks[-1].label}, as a share from 0 to 100%: the staff "
+                    "correction rate (staff labels that differ from the model's prediction, of all staff labels on "
+                    "classified reports), the spot-check precision (spot checks staff verified as the predicted "
+                    "category, of those decided) and the share of classified photos flagged unknown. A week "
+                    "without data leaves a gap. The table below lists the numbers.")
+
+
+def drift_context() -> dict:
+    weeks = drift_weeks()
+    activations = model_activations(since=weeks[0].start)
+    # Safe: charts escapes every text it puts in the markup.
+    return {"drift": weeks, "drift_activations": activations, "drift_svg": mark_safe(drift_chart(weeks, activations))}
 
 
 def model_panel_context(user) -> dict:
@@ -185,6 +339,9 @@ def model_panel_context(user) -> dict:
         "waiting_labels": waiting.count(),
         **retrain_runs_context(active=active, registry_available=ModelVersion is not None),
         **auto_triage_context(active=active, registry_available=ModelVersion is not None),
+        "new_categories": new_categories(active=active) if ModelVersion is not None else [],
+        **(drift_context() if ModelVersion is not None else {"drift": None}),
+        "min_photos_new_class": settings.MIN_PHOTOS_NEW_CLASS,
         "categories": Category.objects.order_by("order", "name"),
         "retrain_available": services.retrain_available(),
         "can": {p: user.has_perm(f"console.{p}") for p in ("edit_thresholds", "retrain_model", "rollback_model")},

@@ -189,3 +189,141 @@ def test_panel_banner_when_the_quality_guard_switched_a_category_off(client, sup
     assert "0 of 10 staff decisions" in banner and f"Retrain run {run.pk} queued (pending)" in banner
     pothole = html.split('id="threshold-pothole"')[1].split("</tr>")[0]
     assert "switched off by the live quality guard" in pothole
+
+
+# A new class needs evidence: progress on the panel ---------------------------------------------
+
+@pytest.mark.django_db
+def test_panel_lists_a_category_the_model_does_not_know_with_its_progress(client, supervisor, triager, make_report,
+                                                                         active_model, settings):
+    settings.MIN_PHOTOS_NEW_CLASS = 10
+    r = make_report(predicted="pothole", model_version="v1")
+    services.report_verify(report=r, staff=triager, category=category("streetlight"), expected_version=1)
+    rows = {n.category.slug: n for n in panel.new_categories(active=active_model)}
+    assert "pothole" not in rows and "graffiti" not in rows  # v1 knows them
+    assert (rows["streetlight"].photos, rows["streetlight"].train, rows["streetlight"].ready) == (1, 1, False)
+    assert rows["fly_tipping"].photos == 0
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    line = html.split('id="new-category-streetlight"')[1].split("</li>")[0]
+    assert "Street light: 1 of 10 verified photos" in line and "enough" not in line
+    assert 'id="new-category-pothole"' not in html
+
+
+@pytest.mark.django_db
+def test_a_new_category_with_enough_photos_is_shown_ready_with_the_holdout_on_top(supervisor, triager, make_report,
+                                                                                   active_model, settings):
+    settings.MIN_PHOTOS_NEW_CLASS, settings.HOLDOUT_SHARE, settings.HOLDOUT_MIN_PER_LABEL = 3, 0.2, 5
+    for _ in range(5):
+        r = make_report(predicted="pothole", model_version="v1")
+        services.report_verify(report=r, staff=triager, category=category("streetlight"), expected_version=1)
+    (row,) = [n for n in panel.new_categories(active=active_model) if n.category.slug == "streetlight"]
+    assert (row.photos, row.train, row.holdout, row.ready) == (5, 4, 1, True)
+
+
+# Drift per week and the confusion matrix ------------------------------------------------------
+
+def berlin(*args) -> dt.datetime:
+    import zoneinfo
+
+    return dt.datetime(*args, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin"))
+
+
+@pytest.fixture
+def drift_reports(make_report, settings):
+    """Hand-built decisions across weeks, in a time zone an hour off UTC. The current week is
+    2026-W48 (Monday 23 Nov); W46 starts Monday 9 Nov."""
+    from classifier.models import SpotCheck
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    w46 = berlin(2026, 11, 10, 10, 0)  # Tuesday of W46
+
+    def made(predicted, *, final=None, status=S.TRIAGED, verified=w46, classified=w46, unknown=False, spot=None,
+             **fields):
+        decided = final is not None or status == S.REJECTED
+        r = make_report(predicted=predicted, status=status, classified_at=classified, predicted_unknown=unknown,
+                        final_category=category(final) if final else None,
+                        verified_at=verified if decided else None, **fields)
+        if spot:
+            SpotCheck.objects.create(report=r, model_version="v1", category=category(spot), probability=0.9, share=0.05)
+        return r
+
+    made("pothole", final="pothole")
+    made("pothole", final="graffiti", unknown=True)  # a correction
+    made("no_issue", status=S.REJECTED)  # agreement
+    made("graffiti", status=S.REJECTED)  # a correction
+    made(None, final="pothole", classified=None)  # never classified: in no series
+    made("pothole", final="pothole", status=S.DUPLICATE)  # classified, but a duplicate is no decision
+    made("pothole", final="pothole", spot="pothole")  # spot checks: right, right, wrong (a correction), undecided
+    made("graffiti", final="graffiti", spot="graffiti")
+    made("pothole", final="fly_tipping", spot="pothole")
+    made("pothole", status=S.NEEDS_REVIEW, spot="pothole", unknown=True)
+    # Given Monday 00:30 in Berlin (Sunday 23:30 UTC): W48's; classified the Sunday before: W47's.
+    made("pothole", final="graffiti", verified=berlin(2026, 11, 23, 0, 30), classified=berlin(2026, 11, 22, 20, 0))
+    made("pothole", final="graffiti", verified=berlin(2026, 8, 25), classified=berlin(2026, 8, 25))  # 13 weeks ago
+    return berlin(2026, 11, 25, 12, 0)  # now: Wednesday of W48
+
+
+@pytest.mark.django_db
+def test_drift_series_per_iso_week_gives_the_hand_computed_rates(drift_reports):
+    weeks = panel.drift_weeks(now=drift_reports)
+    assert len(weeks) == 12 and (weeks[0].label, weeks[-1].label) == ("2026-W37", "2026-W48")
+    assert weeks[0].start == dt.date(2026, 9, 7) and all(w.start.weekday() == 0 for w in weeks)
+    by = {w.label: w for w in weeks}
+    w46, w47, w48 = by["2026-W46"], by["2026-W47"], by["2026-W48"]
+    assert (w46.corrected, w46.verified) == (3, 7) and w46.correction_rate == pytest.approx(3 / 7)
+    assert (w46.spot_right, w46.spot_decided) == (2, 3) and w46.spot_precision == pytest.approx(2 / 3)
+    assert (w46.unknown, w46.classified) == (2, 9) and w46.unknown_share == pytest.approx(2 / 9)
+    assert (w47.verified, w47.classified, w47.unknown_share, w47.correction_rate) == (0, 1, 0.0, None)
+    assert (w48.corrected, w48.verified, w48.classified, w48.spot_precision) == (1, 1, 0, None)
+    assert all(w.verified == w.classified == 0 for w in weeks if w.label not in ("2026-W46", "2026-W47", "2026-W48"))
+
+
+@pytest.mark.django_db
+def test_panel_plots_drift_as_inline_svg_with_activations_and_a_table(client, supervisor, drift_reports,
+                                                                       active_model, monkeypatch):
+    import xml.etree.ElementTree as ET
+
+    from classifier.models import ModelVersion
+
+    ModelVersion.objects.filter(version="v1").update(activated_at=berlin(2026, 11, 18, 9, 0))
+    ModelVersion.objects.filter(version="v0").update(activated_at=berlin(2026, 3, 1))  # before the plot
+    monkeypatch.setattr(panel.timezone, "now", lambda: drift_reports)
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    svg = ET.fromstring(html[html.index('<svg xmlns="http://www.w3.org/2000/svg" id="drift-chart"'):]
+                        .split("</svg>")[0] + "</svg>")
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert [p.get("class") for p in svg.iterfind(".//svg:path", ns)] == [
+        "series-correction", "series-spot-check", "series-unknown"]
+    assert [m.find("svg:title", ns).text for m in svg.iterfind(".//svg:line[@class='marker']", ns)] == [
+        "v1 on 2026-11-18"]
+    assert "2026-W37 to 2026-W48" in svg.find("svg:desc", ns).text
+    row = html.split('id="drift-2026-W46"')[1].split("</tr>")[0]
+    assert "3 of 7 (43%)" in row and "2 of 3 (67%)" in row and "2 of 9 (22%)" in row
+
+
+@pytest.mark.django_db
+def test_confusion_matrix_counts_live_decisions_since_activation(client, supervisor, triager, make_report,
+                                                                 active_model):
+    before = active_model.activated_at - dt.timedelta(days=1)
+    for predicted, decision in [("pothole", "pothole"), ("pothole", "pothole"), ("pothole", "graffiti"),
+                                ("graffiti", "pothole"), ("no_issue", "reject"), ("graffiti", "reject")]:
+        r = make_report(predicted=predicted, model_version="v1")
+        if decision == "reject":
+            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=1,
+                                       reason="not_council")
+        else:
+            services.report_verify(report=r, staff=triager, category=category(decision), expected_version=1)
+    make_report(predicted="pothole", model_version="v1", final_category=category("graffiti"), verified_at=before)
+    make_report(predicted="pothole", model_version="v0", final_category=category("graffiti"),
+                verified_at=timezone.now())  # another version's prediction
+    make_report(predicted="graffiti", model_version="v1")  # not decided yet
+    q = panel.model_quality(version="v1", since=active_model.activated_at)
+    assert q["labels"] == ["pothole", "graffiti", "no_issue"] and q["total"] == 6
+    assert q["matrix"] == [("pothole", [2, 1, 0]), ("graffiti", [1, 0, 0]), ("no_issue", [0, 1, 1])]
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    table = html.split('id="confusion-matrix"')[1].split("</table>")[0]
+    rows = [[cell.split(">")[-1] for cell in tr.split("</td>")[:-1]] for tr in table.split("<tr>")[2:]]
+    assert rows == [["2", "1", "0"], ["1", "0", "0"], ["0", "1", "1"]]
