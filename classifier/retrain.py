@@ -111,6 +111,7 @@ def _run(args: list[str], log: Path) -> str:
         def tee() -> None:
             for chunk in iter(lambda: proc.stderr.read1(65536), b""):
                 err.write(chunk)
+                err.flush()  # the log is readable while training runs
                 if echo:
                     sys.stderr.buffer.write(chunk)
                     sys.stderr.flush()
