@@ -1,22 +1,26 @@
 """Auto-triage thresholds derived from the frozen holdout, with a stated guarantee. Pure logic (no Django).
 
-The guarantee (Learn then Test, Angelopoulos et al. 2021, with Bonferroni
+The guarantee (Learn then Test, Angelopoulos et al. 2021, with fixed-sequence
 family-wise control over a fixed grid of candidate thresholds): for a
 category c and its derived threshold t, *with probability at least
 `confidence` (default 95 %) over the draw of the holdout, at least
 `target_precision` (default 97 %) of the photos the model predicts as c with
 probability >= t are really c*, for photos like the holdout's (drawn from the
-same distribution). Each candidate t in `CANDIDATES` is tested with a
-one-sided Clopper-Pearson lower confidence bound at level
-(1 - confidence) / len(CANDIDATES); every candidate that passes is then
-covered at once, so choosing the smallest one keeps the guarantee. Choosing
-the smallest passing probability among all the holdout's values without that
-correction would not (it picks the luckiest of many tests).
+same distribution). The candidates in `CANDIDATES` are tested in a fixed
+order, from the highest down, each with a one-sided Clopper-Pearson lower
+confidence bound at level 1 - confidence; testing stops at the first that
+fails, and the threshold is the last that passed. Because the order is fixed
+before seeing the data, this controls the chance of any false pass at
+1 - confidence without a Bonferroni division (fixed-sequence testing), so
+it needs fewer photos than testing every candidate at (1 - confidence) / 9.
+Choosing the smallest passing probability among all the holdout's values
+without such a procedure would not keep the guarantee (it picks the luckiest
+of many tests).
 
 The price of the guarantee is sample size: even with every prediction right,
-the lower bound reaches 0.97 only from about 170 holdout photos above the
-threshold (about 100 with a single candidate). A category without enough gets
-no threshold ("needs more verified photos") and does not auto-triage.
+the lower bound reaches 0.97 only from about 100 holdout photos above the
+threshold. A category without enough gets no threshold ("needs more verified
+photos") and does not auto-triage.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from statistics import NormalDist
 HOLDOUT_PREDICTIONS_FILE = "holdout_predictions.jsonl"
 # Candidate thresholds, fixed before seeing any data (a data-dependent grid would void the guarantee).
 CANDIDATES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
-METHOD = "learn-then-test: one-sided Clopper-Pearson lower bound, Bonferroni over the candidate thresholds"
+METHOD = "learn-then-test: one-sided Clopper-Pearson lower bound, fixed-sequence testing from the highest candidate down"
 
 
 def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
@@ -87,7 +91,7 @@ class ThresholdEvidence:
     n: int  # holdout photos predicted as `label` with probability >= the threshold
     correct: int  # of those, really `label`
     precision: float | None
-    lower_bound: float  # one-sided Clopper-Pearson bound at the Bonferroni-corrected level
+    lower_bound: float  # one-sided Clopper-Pearson lower bound at level `confidence`
     predicted: int  # holdout photos predicted as `label` at any probability
     support: int  # holdout photos whose true label is `label`
 
@@ -110,7 +114,7 @@ def derive_thresholds(*, predictions: Iterable[tuple[str, dict[str, float]]], la
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if not candidates:
         raise ValueError("no candidate thresholds")
-    alpha = (1 - confidence) / len(candidates)
+    alpha = 1 - confidence  # fixed-sequence testing: every test at the full level (module docstring)
     by_label: dict[str, list[tuple[float, bool]]] = {label: [] for label in labels}
     support = dict.fromkeys(labels, 0)
     for truth, probabilities in predictions:
@@ -130,9 +134,13 @@ def derive_thresholds(*, predictions: Iterable[tuple[str, dict[str, float]]], la
             bound = clopper_pearson_lower(correct, n, alpha) if n else 0.0
             tested.append(ThresholdEvidence(label, t, t, n, correct, correct / n if n else None, bound,
                                             len(scored), support[label]))
-        passing = [e for e in tested if e.lower_bound >= target_precision]
+        passing = None
+        for e in reversed(tested):  # from the highest candidate down; the first failure ends the sequence
+            if e.lower_bound < target_precision:
+                break
+            passing = e
         if passing:
-            result[label] = passing[0]
+            result[label] = passing
         else:  # the evidence closest to qualifying (highest bound; the lowest threshold on a tie)
             best = max(tested, key=lambda e: (e.lower_bound, -e.at))
             result[label] = ThresholdEvidence(**{**asdict(best), "threshold": None})

@@ -33,16 +33,16 @@ def test_wilson_interval_hand_computed():
 
 
 def test_derivation_against_a_hand_computed_example():
-    # Two candidates at 90 % confidence: each is tested at alpha = 0.10 / 2 = 0.05 (Bonferroni).
+    # Two candidates at 95 % confidence, tested from the highest down, each at alpha = 0.05 (fixed sequence).
     holdout = ([photo("pothole", pothole=0.95, graffiti=0.05)] * 10
                + [photo("graffiti", pothole=0.6, graffiti=0.4)] * 2  # confident-ish and wrong
                + [photo("graffiti", graffiti=0.99, pothole=0.01)] * 2
                + [photo("pothole", no_issue=0.8, pothole=0.2)])  # predicted no_issue: not a category here
     result = derive_thresholds(predictions=holdout, labels=["pothole", "graffiti"], target_precision=0.7,
-                               confidence=0.9, candidates=(0.5, 0.9))
+                               confidence=0.95, candidates=(0.5, 0.9))
     pothole = result["pothole"]
-    # t = 0.5: 10 of 12 right, and P(X >= 10 | 12, 0.7) = 0.2528 > 0.05: fails.
-    # t = 0.9: 10 of 10 right, bound 0.05 ** (1/10) = 0.7411 >= 0.7: the threshold.
+    # t = 0.9: 10 of 10 right, bound 0.05 ** (1/10) = 0.7411 >= 0.7: passes.
+    # t = 0.5: 10 of 12 right, and P(X >= 10 | 12, 0.7) = 0.2528 > 0.05: fails, so 0.9 is the threshold.
     assert pothole.threshold == 0.9 and (pothole.n, pothole.correct, pothole.precision) == (10, 10, 1.0)
     assert pothole.lower_bound == pytest.approx(0.05 ** 0.1)
     assert (pothole.predicted, pothole.support) == (12, 11)
@@ -53,12 +53,23 @@ def test_derivation_against_a_hand_computed_example():
     assert graffiti.lower_bound == pytest.approx(0.05 ** 0.5)
 
 
+def test_the_sequence_stops_at_the_first_failure():
+    # 0.9 passes (10 of 10), 0.7 fails (10 of 13: P(X >= 10 | 13, 0.7) = 0.42), 0.5 would pass on its own
+    # (60 of 63) but is never tested: testing further after a failure would void the guarantee.
+    holdout = ([photo("pothole", pothole=0.95, graffiti=0.05)] * 10
+               + [photo("graffiti", pothole=0.75, graffiti=0.25)] * 3
+               + [photo("pothole", pothole=0.55, graffiti=0.45)] * 50)
+    result = derive_thresholds(predictions=holdout, labels=["pothole"], target_precision=0.7, confidence=0.95,
+                               candidates=(0.5, 0.7, 0.9))
+    assert result["pothole"].threshold == 0.9
+
+
 def test_a_category_with_too_few_holdout_photos_gets_no_threshold():
-    # Even every photo right: at 97 % / 95 % over the default candidates it takes about 170.
-    perfect = [photo("pothole", pothole=0.99, graffiti=0.01)] * 150
+    # Even every photo right: at 97 % / 95 % it takes 99 (0.05 ** (1 / n) >= 0.97).
+    perfect = [photo("pothole", pothole=0.99, graffiti=0.01)] * 95
     assert derive_thresholds(predictions=perfect, labels=["pothole"], target_precision=0.97,
                              confidence=0.95)["pothole"].threshold is None
-    enough = [photo("pothole", pothole=0.99, graffiti=0.01)] * 175
+    enough = [photo("pothole", pothole=0.99, graffiti=0.01)] * 100
     evidence = derive_thresholds(predictions=enough, labels=["pothole"], target_precision=0.97,
                                  confidence=0.95)["pothole"]
     assert evidence.threshold == min(CANDIDATES) and evidence.lower_bound >= 0.97
