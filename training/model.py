@@ -110,9 +110,13 @@ class NormalizedLinear(nn.Linear):
             raise ValueError(f"chunks {self.chunks} do not add up to {in_features} features")
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The features as the linear layer sees them: each chunk to length ``scale / sqrt(chunks)``."""
         parts = [nn.functional.normalize(part, dim=1) for part in x.split(self.chunks, dim=1)]
-        return super().forward(torch.cat(parts, dim=1) * (self.scale / math.sqrt(len(parts))))
+        return torch.cat(parts, dim=1) * (self.scale / math.sqrt(len(parts)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.normalize(x))
 
 
 def new_head(num_classes: int, *, stage_features: bool = True) -> NormalizedLinear:

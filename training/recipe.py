@@ -41,7 +41,7 @@ from training import data
 from training.config import TrainConfig
 from training.export import export_model, update_metrics
 from training.metrics import classification_report, ece, fit_temperature, nll, nll_per_sample, softmax
-from training.model import ARCHITECTURE, create_model, layer_groups, weights_sha256
+from training.model import ARCHITECTURE, NormalizedLinear, create_model, layer_groups, weights_sha256
 from training.openset import OpenSet, fit_open_set
 
 log = logging.getLogger("training")
@@ -170,6 +170,8 @@ def fit_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, rows: t
     images, D]``: every view of an image is a training row), solved with full-batch L-BFGS. Rows are
     weighted by ``weights`` (per image, :func:`sample_weights`), by default class-balanced."""
     x, y = feats[:, rows].flatten(0, 1), labels[rows].repeat(len(feats))
+    if isinstance(head, NormalizedLinear):  # the features are fixed: normalise them once, not at every step
+        x = head.normalize(x)
     if weights is None:
         counts = torch.bincount(y, minlength=head.out_features).float().clamp_min(1)
         w = (counts.sum() / (head.out_features * counts))[y]
@@ -184,7 +186,8 @@ def fit_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, rows: t
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
-        loss = (F.cross_entropy(head(x), y, reduction="none") * w).sum() + l2 * head.weight.pow(2).sum()
+        logits = F.linear(x, head.weight, head.bias)
+        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() + l2 * head.weight.pow(2).sum()
         loss.backward()
         return loss
 
