@@ -364,7 +364,7 @@ def model_retrain(*, staff: AbstractBaseUser):
     from classifier.models import RetrainRun
     from classifier.runs import open_retrain_run, retrain_request, retrain_run_dispatch
 
-    for _ in range(3):  # an open run may finish between the two looks
+    for _attempt in range(3):  # an open run may finish between the two looks
         run = retrain_request(trigger=RetrainRun.Trigger.STAFF, reason=f"Retrain now by {staff.get_username()}",
                               requested_by=staff, force=True)
         if run is not None:
