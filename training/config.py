@@ -46,7 +46,7 @@ class TrainConfig:
     phase2_min_z: float = 2.0  # phase 2 is kept only if its calibrated val NLL beats phase 1's by this many
     # standard errors of the per-photo difference: a smaller gain is noise on a few hundred photos
     open_set: bool = True  # export an "unknown" score: distance to the k-th nearest training photo (training.openset)
-    open_set_k: int = 10  # that k
+    open_set_k: int = 1  # that k (1: the nearest; benchmarks/openset_bench.py compared 1 and 10)
     open_set_quantile: float = 0.95  # threshold = this quantile of held-out known photos' scores
     threads: int = 0  # torch CPU threads; 0 = all cores
     device: str = "auto"  # auto, cpu or cuda (mixed precision on cuda)
