@@ -165,12 +165,15 @@ class Augment:
     jitter: float = 0.3  # brightness/contrast/saturation factors drawn from [1 - j, 1 + j]
 
     def __call__(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> np.ndarray:
+        return to_array(self._crop_flip_jitter(img, spec, rng), spec)
+
+    def _crop_flip_jitter(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> Image.Image:
         crop = self._random_resized_crop(img, spec, rng)
         if rng.random() < self.hflip:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         for enhancer in rng.permutation([ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]):
             crop = enhancer(crop).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
-        return to_array(crop, spec)
+        return crop
 
     def _random_resized_crop(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> Image.Image:
         w, h = img.size
@@ -206,12 +209,7 @@ class PhoneAugment(Augment):
     jpeg: float = 0.5  # probability of re-compression at quality [20, 60]
 
     def __call__(self, img: Image.Image, spec: PreprocessSpec, rng: np.random.Generator) -> np.ndarray:
-        crop = self._random_resized_crop(img, spec, rng)
-        if rng.random() < self.hflip:
-            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        for enhancer in rng.permutation([ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]):
-            crop = enhancer(crop).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
-        x = np.asarray(crop, dtype=np.float32)
+        x = np.asarray(self._crop_flip_jitter(img, spec, rng), dtype=np.float32)
         if rng.random() < self.low_light:
             x = 255 * (x / 255) ** rng.uniform(1.5, 3.0) * rng.uniform(0.3, 0.7)
         if rng.random() < self.glare:
