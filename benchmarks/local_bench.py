@@ -88,12 +88,12 @@ def extra_views(recipe: Recipe, model, images: Images, kind: str) -> torch.Tenso
     phone = data.PhoneAugment()
 
     def arrays(v: int, idx) -> np.ndarray:
-        small = images.small
+        small = images.small(idx)
         if kind == "phone":
-            return np.stack([phone(small[i], spec, np.random.default_rng([seed, v, int(images.sha256[i][:15], 16)]))
-                             for i in idx])
+            return np.stack([phone(img, spec, np.random.default_rng([seed, v, int(images.sha256[i][:15], 16)]))
+                             for i, img in zip(idx, small)])
         size = (spec.input_size, spec.input_size)
-        out = np.stack([to_array(small[i].resize(size, INTERPOLATIONS[spec.interpolation]), spec) for i in idx])
+        out = np.stack([to_array(img.resize(size, INTERPOLATIONS[spec.interpolation]), spec) for img in small])
         return np.ascontiguousarray(out[..., ::-1]) if v == 1 else out
 
     views = []

@@ -245,6 +245,7 @@ class Images:
         self.samples, self.spec, self.desc = list(samples), spec, desc
         self.labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
         self.local = np.array([s.source == "local" for s in samples], dtype=bool)
+        self._decoded: dict[int, tuple[Image.Image, Image.Image]] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -253,25 +254,25 @@ class Images:
     def sha256(self) -> list[str]:
         return [hashlib.sha256(Path(s.path).read_bytes()).hexdigest() for s in self.samples]
 
-    @functools.cached_property
-    def _decoded(self) -> list[tuple[Image.Image, Image.Image]]:
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            return list(tqdm(pool.map(lambda s: data.load_for_training(s.path, self.spec), self.samples),
-                             total=len(self.samples), desc=f"decode {self.desc}", leave=False))
+    def decoded(self, idx: Sequence[int] | slice) -> list[tuple[Image.Image, Image.Image]]:
+        """(centre crop, small copy) of the images ``idx``, each photo decoded once, when first asked for:
+        a retrain whose features are cached but for a few new photos decodes only those."""
+        idx = range(len(self.samples))[idx] if isinstance(idx, slice) else idx
+        missing = [i for i in dict.fromkeys(idx) if i not in self._decoded]
+        if missing:
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                loaded = pool.map(lambda i: data.load_for_training(self.samples[i].path, self.spec), missing)
+                for i, pair in zip(missing, tqdm(loaded, total=len(missing), desc=f"decode {self.desc}", leave=False)):
+                    self._decoded[i] = pair
+        return [self._decoded[i] for i in idx]
 
-    @property
-    def crops(self) -> list[Image.Image]:
-        return [crop for crop, _ in self._decoded]
-
-    @property
-    def small(self) -> list[Image.Image]:
-        return [img for _, img in self._decoded]
+    def small(self, idx: Sequence[int]) -> list[Image.Image]:
+        """The copies shrunk to ``resize_size`` that augmentation starts from."""
+        return [img for _, img in self.decoded(idx)]
 
     def eval_arrays(self, idx: Sequence[int] | slice) -> np.ndarray:
         """Network input for the images ``idx``: exactly what serving feeds the model."""
-        crops = self.crops
-        idx = range(len(crops))[idx] if isinstance(idx, slice) else idx
-        return np.stack([to_array(crops[i], self.spec) for i in idx])
+        return np.stack([to_array(crop, self.spec) for crop, _ in self.decoded(idx)])
 
 
 class FeatureCache:
@@ -348,10 +349,9 @@ class Recipe:
             return images.eval_arrays(idx)
         if v == 1:
             return np.ascontiguousarray(images.eval_arrays(idx)[..., ::-1])
-        small = images.small
-        return np.stack([self.augment(small[i], self.spec,
+        return np.stack([self.augment(img, self.spec,
                                       np.random.default_rng([self.config.seed, v, int(images.sha256[i][:15], 16)]))
-                         for i in idx])
+                         for i, img in zip(idx, images.small(idx))])
 
     def feature_views(self, model: nn.Module, images: Images, n_views: int) -> torch.Tensor:
         """``[n_views, N, D]`` features of :meth:`view_arrays`, from the feature cache where it has them."""
@@ -452,7 +452,7 @@ class Recipe:
             bar = tqdm(list(_batches(len(order), cfg.batch_size)), desc=f"phase 2 epoch {epoch + 1}", leave=False)
             for sl in bar:
                 idx = order[sl]
-                x = torch.from_numpy(np.stack([self.augment(train.small[i], self.spec, self.rng) for i in idx]))
+                x = torch.from_numpy(np.stack([self.augment(img, self.spec, self.rng) for img in train.small(idx)]))
                 y = torch.from_numpy(train.labels[idx])
                 with self._autocast():
                     loss = F.cross_entropy(model(x.to(self.device)).float(), y.to(self.device), label_smoothing=cfg.label_smoothing)

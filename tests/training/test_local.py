@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.data import load_samples, write_manifest
-from training.model import create_model, new_head
+from training.model import create_model
 from training.recipe import FeatureCache, Images, Recipe, fit_head, run, sample_weights, spec_for
 
 
@@ -75,7 +75,7 @@ def test_feature_cache_is_hit_for_unchanged_photos_and_matches_a_fresh_encoding(
     assert len(files) == 3 * len(samples)  # one per photo and view
     second, images = _encode(cached, samples, classes, model)
     torch.testing.assert_close(first, second)
-    assert "_decoded" not in vars(images)  # every view came from the cache: nothing was decoded
+    assert not images._decoded  # every view came from the cache: nothing was decoded
     fresh, _ = _encode(dataclasses.replace(cached, feature_cache=""), samples, classes, model)
     torch.testing.assert_close(first, fresh, atol=1e-5, rtol=1e-4)  # augmented views are seeded per photo
     assert sorted((tmp_path / "cache").rglob("*.npy")) == files
@@ -89,6 +89,7 @@ def test_feature_cache_misses_for_a_new_photo_or_another_backbone(image_folder, 
     _encode(config, samples[:-1], classes, model)
     _, images = _encode(config, samples, classes, model)
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(samples)  # only the new photo was encoded
+    assert list(images._decoded) == [len(samples) - 1]  # ... and only it was decoded
     # other weights (or another architecture / feature levels / preprocessing) -> another key: all miss
     monkeypatch.setattr("training.recipe.weights_sha256", lambda: "0" * 64)
     _encode(config, samples, classes, model)
