@@ -109,3 +109,14 @@ def model_root(settings, tmp_path):
     registry.reset()
     yield settings.MODEL_ROOT
     registry.reset()
+
+
+@pytest.fixture
+def training_queue():
+    """The "training" task backend (DummyBackend in the test settings): what was enqueued on it."""
+    from django_tasks import task_backends
+
+    backend = task_backends["training"]
+    backend.clear()
+    yield backend
+    backend.clear()

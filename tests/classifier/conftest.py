@@ -15,14 +15,3 @@ def torch_test_model():
     """The torch model whose weights ``onnx_model_dir`` holds."""
     pytest.importorskip("torch")
     return make_test_model()
-
-
-@pytest.fixture
-def training_queue():
-    """The "training" task backend (DummyBackend in the test settings): what was enqueued on it."""
-    from django_tasks import task_backends
-
-    backend = task_backends["training"]
-    backend.clear()
-    yield backend
-    backend.clear()

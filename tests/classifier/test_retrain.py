@@ -10,8 +10,8 @@ from classifier.models import ModelVersion, TrainingSplit
 from classifier.retrain import LOCK_KEY, gate, gate_slices, gates_to_apply, retrain
 from classifier.services import model_activate, model_register
 from classifier.training_data import assign_splits, export_training_set
-from reports.models import Report
 from tests import images
+from tests.labels import verified_report
 
 pytestmark = pytest.mark.django_db
 LABELS = ("pothole", "graffiti", "fly_tipping", "no_issue")
@@ -154,21 +154,9 @@ def test_retrain_end_to_end_trains_evaluates_and_promotes(tmp_path, settings):
 def local_reports(root, per_class, *, looks_like):
     """Verified citizen reports (source local) whose photos look like another class's bootstrap
     photos: a council whose potholes look nothing like the curated ones."""
-    from django.utils import timezone
-
-    from reports.models import Category
-    from reports.services import report_create
-
     images.labelled_folder(root, per_class, seed=11, labels=tuple(looks_like), looks_like=looks_like)
     for path in sorted(root.rglob("*.jpg")):
-        report = report_create(photo=path.read_bytes(), latitude=51.5, longitude=-0.12, classify=False).report
-        label = path.parent.name
-        report.verified_at = timezone.now()
-        if label == "no_issue":
-            report.status = Report.Status.REJECTED
-        else:
-            report.status, report.final_category = Report.Status.TRIAGED, Category.objects.get(slug=label)
-        report.save()
+        verified_report(path.read_bytes(), path.parent.name)
 
 
 @pytest.mark.slow

@@ -10,23 +10,10 @@ from django.utils import timezone
 from classifier.models import TrainingExample, TrainingSplit
 from classifier.services import training_example_create
 from classifier.training_data import assign_splits, export_training_set
-from reports.models import Category, Report
-from reports.services import report_create
 from tests import images
+from tests.labels import verified_report
 
 pytestmark = pytest.mark.django_db
-
-
-def verified_report(photo: bytes, label: str) -> Report:
-    """A citizen report a triager has labelled (rejected = no_issue)."""
-    report = report_create(photo=photo, latitude=51.5, longitude=-0.12, classify=False).report
-    report.verified_at = timezone.now()
-    if label == "no_issue":
-        report.status = Report.Status.REJECTED
-    else:
-        report.status, report.final_category = Report.Status.TRIAGED, Category.objects.get(slug=label)
-    report.save()
-    return report
 
 
 def rows_of(out):

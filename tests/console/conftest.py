@@ -78,14 +78,3 @@ def category(slug: str) -> Category:
 
 def point(lat: float, lon: float) -> Point:
     return Point(lon, lat, srid=4326)
-
-
-@pytest.fixture
-def training_queue():
-    """The "training" task backend (DummyBackend in the test settings): what was enqueued on it."""
-    from django_tasks import task_backends
-
-    backend = task_backends["training"]
-    backend.clear()
-    yield backend
-    backend.clear()

@@ -27,16 +27,20 @@ def active_model(supervisor):
         activated_at=timezone.now() - dt.timedelta(minutes=5))
 
 
+
+def decide(report, staff, decision: str) -> None:
+    """A triager's decision on a fresh report: a category slug, or "reject" (not a council matter)."""
+    if decision == "reject":
+        services.report_set_status(report=report, staff=staff, status=S.REJECTED, expected_version=1,
+                                   reason="not_council")
+    else:
+        services.report_verify(report=report, staff=staff, category=category(decision), expected_version=1)
+
 @pytest.mark.django_db
 def test_quality_counts_rejections_as_no_issue(triager, make_report, active_model):
     for predicted, decision in [("pothole", "pothole"), ("pothole", "pothole"), ("pothole", "graffiti"),
                                 ("graffiti", "graffiti"), ("no_issue", "reject"), ("pothole", "reject")]:
-        r = make_report(predicted=predicted, model_version="v1")
-        if decision == "reject":
-            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=1,
-                                       reason="not_council")
-        else:
-            services.report_verify(report=r, staff=triager, category=category(decision), expected_version=1)
+        decide(make_report(predicted=predicted, model_version="v1"), triager, decision)
     make_report(predicted="pothole", model_version="v1")  # not labelled yet: not counted
     q = panel.model_quality(version="v1", since=active_model.activated_at)
     scores = {s.label: s for s in q["scores"]}
@@ -309,12 +313,7 @@ def test_confusion_matrix_counts_live_decisions_since_activation(client, supervi
     before = active_model.activated_at - dt.timedelta(days=1)
     for predicted, decision in [("pothole", "pothole"), ("pothole", "pothole"), ("pothole", "graffiti"),
                                 ("graffiti", "pothole"), ("no_issue", "reject"), ("graffiti", "reject")]:
-        r = make_report(predicted=predicted, model_version="v1")
-        if decision == "reject":
-            services.report_set_status(report=r, staff=triager, status=S.REJECTED, expected_version=1,
-                                       reason="not_council")
-        else:
-            services.report_verify(report=r, staff=triager, category=category(decision), expected_version=1)
+        decide(make_report(predicted=predicted, model_version="v1"), triager, decision)
     make_report(predicted="pothole", model_version="v1", final_category=category("graffiti"), verified_at=before)
     make_report(predicted="pothole", model_version="v0", final_category=category("graffiti"),
                 verified_at=timezone.now())  # another version's prediction
