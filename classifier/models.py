@@ -243,3 +243,25 @@ class AutoTriageSwitchOff(models.Model):
     def __str__(self) -> str:
         state = "open" if self.switched_on_at is None else "closed"
         return f"auto-triage of {self.category_id} off ({self.model_version}, {state})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A task worker's last sign of life, written by the worker itself every
+    WORKER_HEARTBEAT_SECONDS (classifier.worker). Every process reads the same rows, so
+    /healthz and the task lease agree on which workers are alive. The worker also records
+    which model its process serves and why the active one could not load, if it could not."""
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    backend = models.CharField(max_length=32)  # settings.TASKS alias the worker serves
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    serving_model = models.CharField(max_length=64, blank=True)  # version loaded in that process
+    model_error = models.TextField(blank=True)  # why the active version could not be loaded
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} ({self.backend}) on {self.hostname}:{self.pid}"
