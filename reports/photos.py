@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from classifier import preprocess  # noqa: F401  (registers the HEIF opener)
+from inference.preprocess import register_heif_opener
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 ACCEPTED_HUMAN = "JPEG, PNG, WebP or HEIC/HEIF"
@@ -30,7 +30,10 @@ class PhotoInfo:
     width: int  # as displayed (after EXIF orientation)
     height: int
     gps: tuple[float, float] | None  # (latitude, longitude)
-    image: Image.Image  # decoded, oriented, RGB
+    # Decoded, oriented, RGB, and reduced so its longer side is about PUBLIC_PHOTO_MAX_SIDE:
+    # every derivative is made from it, so a 50-megapixel photo never sits in memory at full size
+    # more than once (JPEG decodes at 1/2, 1/4 or 1/8 scale straight from the DCT).
+    image: Image.Image
 
     @property
     def extension(self) -> str:
@@ -41,8 +44,12 @@ class PhotoInfo:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def read_photo(data: bytes) -> PhotoInfo:
-    """Validate an upload and decode it. Raises ValidationError with a citizen-readable message."""
+def read_photo(data: bytes, *, full_size: bool = False) -> PhotoInfo:
+    """Validate an upload and decode it. Raises ValidationError with a citizen-readable message.
+
+    The decoded image is reduced to PUBLIC_PHOTO_MAX_SIDE unless `full_size`. The whole
+    file is decoded either way, so truncated and corrupt files are caught."""
+    max_side = None if full_size else settings.PUBLIC_PHOTO_MAX_SIDE
     if not data:
         raise ValidationError("The photo is empty.", code="empty")
     if len(data) > settings.PHOTO_MAX_BYTES:
@@ -55,6 +62,7 @@ def read_photo(data: bytes) -> PhotoInfo:
         with warnings.catch_warnings():
             # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; treat that as an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            register_heif_opener()  # HEIC/HEIF uploads (the iPhone default)
             img = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
                 raise ValidationError(
@@ -68,8 +76,18 @@ def read_photo(data: bytes) -> PhotoInfo:
                     code="too_many_pixels",
                 )
             exif = img.getexif()
-            img.load()  # decode fully: catches truncated and corrupt files
+            width, height = img.size
+            if max_side and max(width, height) > max_side:
+                scale = max_side / max(width, height)
+                img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))  # JPEG only
+            img.load()  # decode the whole file: catches truncated and corrupt files
+            if max_side and img.mode in ("P", "1"):  # palette images would be resized nearest-neighbour
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if max_side:
+                img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
             oriented = ImageOps.exif_transpose(img).convert("RGB")
+            if oriented.size != img.size:  # turned a quarter: the displayed sides swap
+                width, height = height, width
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -87,8 +105,8 @@ def read_photo(data: bytes) -> PhotoInfo:
     return PhotoInfo(
         data=data,
         format=img.format,
-        width=oriented.width,
-        height=oriented.height,
+        width=width,
+        height=height,
         gps=gps_from_exif(exif),
         image=oriented,
     )
@@ -147,7 +165,8 @@ def thumbnail(info: PhotoInfo) -> bytes:
 
 def training_copy(info: PhotoInfo) -> bytes:
     """Full size, oriented, metadata-free JPEG (quality 95): how a training example is kept."""
-    return _clean_jpeg(info.image, max(info.width, info.height), quality=95)
+    full = read_photo(info.data, full_size=True)
+    return _clean_jpeg(full.image, max(full.width, full.height), quality=95)
 
 
 def difference_hash(img: Image.Image) -> str:
