@@ -156,6 +156,11 @@ class Report(models.Model):
                 | Q(predicted_probability__gte=0, predicted_probability__lte=1),
                 name="report_probability_range",
             ),
+            # One report per photo: concurrent uploads of the same bytes cannot both insert;
+            # report_create turns the loser into a ReportSupporter. Staff-merged duplicates are exempt.
+            models.UniqueConstraint(
+                fields=["photo_sha256"], condition=Q(duplicate_of__isnull=True), name="report_one_original_per_photo",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -193,6 +198,23 @@ class ReportEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.report_id} {self.action} {self.from_value}->{self.to_value}"
+
+
+class ReportSupporter(models.Model):
+    """Someone who sent a photo already reported ("also reported"): kept so they can be
+    told about progress too. Private, like the reporter's own contact details."""
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="supporters")
+    channel = models.CharField(max_length=16, choices=Report.Channel.choices)
+    reporter_name = models.CharField(max_length=100, blank=True)
+    reporter_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.report_id} also reported via {self.channel}"
 
 
 class ApiKey(models.Model):
