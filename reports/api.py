@@ -1,14 +1,12 @@
 """REST API v1 (DRF): create a report, read one, and a GeoJSON list for maps."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import Q
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
-from django_ratelimit.core import is_ratelimited
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +14,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
-from . import selectors, services
+from . import selectors, services, throttle
+from .apikeys import api_key_check
 from .models import Category, Report
 
 
@@ -34,20 +33,17 @@ def exception_handler(exc, context):
     return response
 
 
-RATE_LIMITED_MESSAGE = "Too many reports from this address; please try again later."
-
-
-def submission_rate_limited(request) -> bool:
-    """Count this submission against its IP's limit; True when over it (form, REST and Open311 share one)."""
-    return settings.RATELIMIT_ENABLE and is_ratelimited(
-        request, group="report-create", key="ip", rate=settings.REPORT_RATE_LIMIT, increment=True
-    )
-
-
-def check_rate_limit(request) -> None:
-    """submission_rate_limited as a DRF 429."""
-    if submission_rate_limited(request):
-        raise Throttled(detail=RATE_LIMITED_MESSAGE)
+def request_api_key(request):
+    """The ApiKey sent as X-Api-Key (limited per key), or None (anonymous: limited per IP).
+    A wrong key is a 403 that still counts as an attempt from its IP."""
+    raw = request.headers.get("X-Api-Key")
+    if raw is None:
+        return None
+    key = api_key_check(raw)
+    if key is None:
+        throttle.submission_check(request)
+        raise PermissionDenied("Invalid or inactive X-Api-Key.")
+    return key
 
 
 def public_category(report: Report) -> Category | None:
@@ -123,7 +119,8 @@ class ReportCreateView(APIView):
     @extend_schema(request={"multipart/form-data": ReportCreateSerializer},
                    responses={201: ReportPublicSerializer, 200: ReportPublicSerializer})
     def post(self, request):
-        check_rate_limit(request)
+        key = request_api_key(request)
+        throttle.submission_check(request, api_key=key)
         s = ReportCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
@@ -133,6 +130,7 @@ class ReportCreateView(APIView):
             reporter_name=d.get("name", ""), reporter_email=d.get("email", ""), channel=Report.Channel.API,
         )
         body = ReportPublicSerializer(intake.report, context={"request": request}).data
+        throttle.submission_accepted(request, api_key=key)
         return Response(body, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK)
 
 

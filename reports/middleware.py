@@ -1,6 +1,16 @@
-"""Reject oversized uploads from the Content-Length header, before the body is read."""
+"""Reject oversized uploads from the Content-Length header, before the body is read; answer
+503 (not a 500) while the database or the photo storage is unavailable."""
+import errno
+import logging
+
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from .clientip import client_ip
+
+logger = logging.getLogger(__name__)
 
 
 class UploadSizeLimitMiddleware:
@@ -22,3 +32,49 @@ class UploadSizeLimitMiddleware:
                 return JsonResponse({"detail": message, "errors": {"photo": [message]}}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+# A storage that cannot be written to: read-only, permission denied, full.
+STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def unavailable_cause(exc: BaseException) -> str | None:
+    """Which part is down ("database" or "storage") when `exc` means the service cannot work for now."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "database"
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return "storage"
+    return None
+
+
+class ServiceUnavailableMiddleware:
+    """A database outage or an unwritable photo storage is a 503 with Retry-After: JSON for
+    the REST API, the spec's error list for Open311, a page for people. The failed request
+    wrote nothing: report_create's transaction rolls back and removes the files it saved."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        cause = unavailable_cause(exc)
+        if cause is None:
+            return None
+        logger.error("503: %s unavailable for %s %s from %s", cause, request.method, request.path,
+                     client_ip(request), exc_info=exc)
+        message = ("The service is temporarily unavailable; nothing was saved. "
+                   "Please try again in a minute.")
+        if request.path.startswith("/open311/"):
+            from .open311 import render_errors
+
+            fmt = "xml" if request.path.endswith(".xml") else "json"
+            response = render_errors(fmt, 503, [message])
+        elif request.path.startswith("/api/"):
+            response = JsonResponse({"detail": message, "cause": cause}, status=503)
+        else:
+            response = render(request, "unavailable.html", {"message": message}, status=503)
+        response["Retry-After"] = str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)
+        return response
+

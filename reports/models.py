@@ -224,6 +224,8 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=8, db_index=True)  # shown to admins to tell keys apart
     key_hash = models.CharField(max_length=64, unique=True)
     active = models.BooleanField(default=True)
+    # Submissions per hour with this key (reports.throttle): a key is limited by this, never by its IP.
+    reports_per_hour = models.PositiveIntegerField(default=1000)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

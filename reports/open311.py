@@ -25,8 +25,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import Throttled
 
-from . import selectors, services
-from .api import check_rate_limit, public_category
+from . import selectors, services, throttle
+from .api import public_category
 from .apikeys import api_key_check
 from .models import Category, Report, ReportEvent
 
@@ -92,7 +92,9 @@ def open311_view(*methods: str):
             except ValidationError as exc:
                 return render_errors(fmt, 400, _messages(exc, request))
             except Throttled as exc:
-                return render_errors(fmt, 429, [str(exc.detail)])
+                response = render_errors(fmt, 429, [str(exc.detail)])
+                response["Retry-After"] = str(exc.wait)
+                return response
         return wrapper
     return decorate
 
@@ -286,9 +288,9 @@ def service_request(request, fmt, reference):
 
 
 def _create(request, fmt):
-    check_rate_limit(request)
     data = request.POST
     key = api_key_check(data.get("api_key"))
+    throttle.submission_check(request, api_key=key)  # without a valid key: an attempt from its IP
     if key is None:
         raise Open311Error(403, "Invalid or missing api_key.")
     if not data.get("service_code"):

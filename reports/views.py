@@ -1,6 +1,8 @@
 """Citizen pages and the health check."""
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -10,18 +12,30 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services, tokens
-from .api import RATE_LIMITED_MESSAGE, submission_rate_limited
+from rest_framework.exceptions import Throttled
+
+from . import selectors, services, throttle, tokens
 from .forms import CitizenLabelForm, ReportForm
 from .models import Category, Report
 
 
+def _throttled(request, form) -> int | None:
+    """Retry-After seconds when this submission is over a limit; the form then says when to try again
+    and keeps what was typed."""
+    try:
+        throttle.submission_check(request)
+    except Throttled as exc:
+        form.add_error(None, _("You have sent a lot of reports in a short time. Thank you! Please send "
+                               "this one again in about %(minutes)d minutes.") % {"minutes": math.ceil(exc.wait / 60)})
+        return exc.wait
+    return None
+
+
 def report_new(request):
     form = ReportForm(request.POST or None, request.FILES or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST":
-        if submission_rate_limited(request):
-            form.add_error(None, RATE_LIMITED_MESSAGE)
+        if retry_after := _throttled(request, form):
             status = 429
         elif form.is_valid():
             d = form.cleaned_data
@@ -39,12 +53,16 @@ def report_new(request):
                     for message in messages:
                         form.add_error(field if visible else None, message)
             else:
+                throttle.submission_accepted(request)
                 if intake.created:  # an identical photo already reported by someone else is not theirs to label
                     tokens.session_token_store(request.session, reference=intake.report.service_request_id)
                 return redirect("report-thanks", reference=intake.report.service_request_id)
         if form.errors and status == 200:
             status = 400
-    return render(request, "reports/report_form.html", {"form": form}, status=status)
+    response = render(request, "reports/report_form.html", {"form": form}, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _report_or_404(reference: str) -> Report:

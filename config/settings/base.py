@@ -1,8 +1,11 @@
 """Settings shared by every environment. Values that differ between machines
 come from the environment (see deploy/.env.example)."""
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -11,6 +14,14 @@ env = environ.Env()
 def env_path(name: str, default: Path) -> Path:
     """A filesystem path from the environment, as a pathlib.Path (env.path gives environ.Path, which has no `/`)."""
     return Path(env(name, default=str(default)))
+
+def tile_origins(url_template: str) -> list[str]:
+    """The CSP source for a tile URL template ("https://{s}.tile.example/{z}/{x}/{y}.png" -> "https://*.tile.example")."""
+    if not url_template:
+        return []
+    parts = urlsplit(url_template)
+    return [f"{parts.scheme}://{parts.netloc.replace('{s}', '*')}"]
+
 
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional local overrides
 
@@ -34,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "reports",
     "classifier",
     "console",
@@ -41,13 +53,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "reports.middleware.UploadSizeLimitMiddleware",
+    "reports.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -80,6 +95,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "/console/login/"
 LOGIN_REDIRECT_URL = "/console/"
 
@@ -136,9 +153,45 @@ DUPLICATE_RADIUS_M = env.float("DUPLICATE_RADIUS_M", default=50)
 # thank-you page (the signed token in their session expires), seconds.
 CITIZEN_LABEL_MAX_AGE = env.int("CITIZEN_LABEL_MAX_AGE", default=24 * 3600)
 
-# Rate limit for citizen submissions per client IP (django-ratelimit syntax).
+# Reverse proxies (nginx, a load balancer) whose X-Forwarded-For is believed, as CIDRs
+# ("10.0.0.0/8,192.0.2.1/32"); empty = none, the header is ignored (reports/clientip.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Submission limits (reports/throttle.py, django-ratelimit syntax "count/period"): accepted
+# reports per client IP, and every attempt (bad key, bad photo, refused) per client IP. A client
+# with an API key is limited by ApiKey.reports_per_hour instead; console staff are not limited.
 REPORT_RATE_LIMIT = env("REPORT_RATE_LIMIT", default="20/h")
+REPORT_ATTEMPT_RATE_LIMIT = env("REPORT_ATTEMPT_RATE_LIMIT", default="60/h")
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# Retry-After of a 503 while the database or the photo storage is unavailable, seconds.
+SERVICE_UNAVAILABLE_RETRY_AFTER = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER", default=60)
+
+# Login throttling (django-axes) for the console and the admin: AXES_FAILURE_LIMIT wrong
+# passwords for one username from one client IP lock that pair out for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)  # failed logins
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "reports.clientip.client_ip"
+AXES_LOCKOUT_CALLABLE = "reports.throttle.login_locked_out"
+
+# Content-Security-Policy (django-csp): scripts, styles and frames only from this site; no
+# inline script or style, no eval. Map tiles are the one outside source (img-src).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *tile_origins(MAP_TILE_URL)],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 CACHES = {
     "default": {

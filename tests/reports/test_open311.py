@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from reports import apikeys, services
-from reports.models import Category, Report, ReportEvent
+from reports.models import ApiKey, Category, Report, ReportEvent
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -275,11 +275,13 @@ def test_posting_the_same_photo_again_returns_the_existing_request(client, api_k
     assert Report.objects.count() == 1
 
 
-def test_post_is_rate_limited_with_a_spec_error(client, api_key, unique_jpeg, settings):
-    settings.REPORT_RATE_LIMIT = "1/m"
+def test_post_is_rate_limited_with_a_spec_error(client, api_key, unique_jpeg):
+    ApiKey.objects.update(reports_per_hour=1)  # a key is limited by its own limit, not its IP's
     fields = {"api_key": api_key, "service_code": "pothole", "lat": "51.5", "long": "-0.1"}
     as_json(post(client, media=unique_jpeg(), **fields), 201)
-    assert_xml_error(post(client, "xml", media=unique_jpeg(), **fields), 429, "Too many reports")
+    refused = post(client, "xml", media=unique_jpeg(), **fields)
+    assert_xml_error(refused, 429, "Too many reports")
+    assert int(refused["Retry-After"]) > 0
     assert Report.objects.count() == 1
 
 
