@@ -1,29 +1,101 @@
-"""Classifier status for /healthz."""
-from . import registry
-from .models import AutoTriageSwitchOff, ModelVersion
+"""Classifier and worker status for /healthz (composed in config/health.py).
+
+Derived only from the database and the active model's files, never from what
+this process happens to have loaded: every web and worker process gives the
+same answer, and it changes as soon as the file or the database does.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+from django_tasks import task_backends
+from django_tasks_db.backend import DatabaseBackend
+
+from .models import AutoTriageSwitchOff, ModelVersion, WorkerHeartbeat
 from .services import has_ever_had_a_model
+
+_digests: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: rehash only a file that changed
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        _digests.clear()
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def model_files_error(version: ModelVersion) -> str | None:
+    """Why the active model's files cannot serve (missing, or not the bytes registered), else None."""
+    onnx = version.directory / "model.onnx"
+    if not (version.directory / "metadata.json").is_file() or not onnx.is_file():
+        return f"model {version.version}: files missing in {version.directory}"
+    if version.sha256 and _sha256(onnx) != version.sha256:
+        return f"model {version.version}: model.onnx does not match its registered sha256"
+    return None
 
 
 def classifier_health() -> dict:
-    """ok: a model serves; no_model: cold start (staff triage by hand); degraded: an
-    active model exists but cannot serve, so reports wait as pending.
+    """ok: a model serves; no_model: cold start (staff triage by hand); degraded: an active
+    model exists but its files are broken or a worker cannot load it, so reports wait as pending.
 
     model_quality: "degraded" while the live quality guard has auto-triage of some
     category switched off (listed in auto_triage_off), else "ok". It does not change
     the overall status: reports are still taken and reviewed by staff."""
-    classifier = registry.active_classifier()
-    state = registry.status()
-    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("version", flat=True).first()
-    body = {"active_model": active, "serving_model": state["loaded_version"]}
-    if classifier is not None and state["error"] is None and state["loaded_version"] == active:
-        body.update(classifier="ok", providers=classifier.providers)
-    elif active is None and not has_ever_had_a_model():
-        body["classifier"] = "no_model"
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    body: dict = {"active_model": active.version if active else None}
+    recent = _recent_workers()
+    worker_errors = sorted({w.model_error for w in recent if w.model_error})
+    if active is None:
+        body["classifier"] = "degraded" if has_ever_had_a_model() else "no_model"
+        if body["classifier"] == "degraded":
+            body["error"] = "no active model can be served"
+    elif error := model_files_error(active) or (worker_errors[0] if worker_errors else None):
+        body.update(classifier="degraded", error=error)
     else:
-        body.update(classifier="degraded", error=state["error"] or "no active model can be served")
+        try:
+            body.update(classifier="ok", providers=_providers())
+        except Exception as exc:  # DEVICE asks for what this machine lacks
+            body.update(classifier="degraded", error=f"{exc.__class__.__name__}: {exc}")
     off = sorted(AutoTriageSwitchOff.objects.filter(switched_on_at__isnull=True).values_list("category__slug",
                                                                                            flat=True))
     body["model_quality"] = "degraded" if off else "ok"
     if off:
         body["auto_triage_off"] = off
     return body
+
+
+def _recent_workers() -> list[WorkerHeartbeat]:
+    since = timezone.now() - timedelta(seconds=settings.HEALTH_MAX_WORKER_SILENCE_SECONDS)
+    return list(WorkerHeartbeat.objects.filter(last_seen_at__gte=since))
+
+
+def _providers() -> list[str]:
+    """The execution providers the CLASSIFIER setting asks for on this machine, best first."""
+    import onnxruntime
+
+    from inference.runtime import providers_for
+
+    return providers_for(settings.CLASSIFIER.get("DEVICE", "auto"), onnxruntime.get_available_providers())
+
+
+def worker_health() -> dict:
+    """With a database task queue: when a classification worker was last seen. Inline task
+    backends (the demo) have no worker to wait for: `queue` says which it is."""
+    backend = task_backends["default"]
+    if not isinstance(backend, DatabaseBackend):
+        return {"task_queue": "inline"}
+    last = (WorkerHeartbeat.objects.filter(backend=backend.alias).order_by("-last_seen_at")
+            .values_list("last_seen_at", flat=True).first())
+    seen = None if last is None else round((timezone.now() - last).total_seconds(), 1)
+    alive = seen is not None and seen <= settings.HEALTH_MAX_WORKER_SILENCE_SECONDS
+    return {"task_queue": "database", "worker": "ok" if alive else "not_seen", "worker_last_seen_s": seen}

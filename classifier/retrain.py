@@ -30,7 +30,7 @@ from .models import ModelVersion, RetrainRun
 from .runs import retrain_run_finish, retrain_run_skipped, retrain_run_start
 from .services import model_activate, model_register
 from .thresholds import HOLDOUT_PREDICTIONS_FILE
-from .training_data import export_training_set
+from .training_data import export_training_set, label_photos
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = 0x43495649  # advisory lock id for retraining ("CIVI")
@@ -158,6 +158,31 @@ def _try_lock() -> bool:
         return cursor.fetchone()[0]
 
 
+def data_shortfalls(*, train_per_class: dict[str, int], holdout: int) -> list[str]:
+    """Why no model may be trained and promoted on this data (empty: enough). Every class
+    needs RETRAIN_MIN_LABELS_PER_CLASS training photos and the holdout RETRAIN_MIN_HOLDOUT
+    photos: a gate judged on a handful of photos passes by luck. "Retrain now" too."""
+    need = settings.RETRAIN_MIN_LABELS_PER_CLASS
+    short = [f"{label} has {n}" for label, n in sorted(train_per_class.items()) if n < need]
+    reasons = []
+    if len(train_per_class) < 2:
+        reasons.append(f"a model needs at least two classes to train on; there {'is' if train_per_class else 'are'} "
+                       f"{len(train_per_class)}")
+    if short:
+        reasons.append(f"each class needs {need} verified photos to train on ({', '.join(short)})")
+    if holdout < settings.RETRAIN_MIN_HOLDOUT:
+        reasons.append(f"a model is judged on at least {settings.RETRAIN_MIN_HOLDOUT} holdout photos; "
+                       f"the holdout has {holdout}")
+    return reasons
+
+
+def promotion_shortfalls() -> list[str]:
+    """data_shortfalls of the labels as the next export would take them (the model panel)."""
+    exported = [p for p in label_photos().values() if p.exported]
+    return data_shortfalls(train_per_class={p.label: p.train for p in exported},
+                           holdout=sum(p.holdout for p in exported))
+
+
 def _unlock() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
@@ -210,6 +235,10 @@ def _retrain_locked(*, force: bool) -> dict:
     if not force and (new_labels < settings.RETRAIN_MIN_NEW_LABELS or len(summary["train_per_class"]) < 2):
         report.update(outcome="skipped", reason=f"{new_labels} new verified labels; need "
                       f"{settings.RETRAIN_MIN_NEW_LABELS} and at least two classes")
+        return _write(report, run_dir)
+    if short := data_shortfalls(train_per_class=summary["train_per_class"],
+                                holdout=sum(summary["holdout_per_class"].values())):
+        report.update(outcome="skipped", reason="too little data for a model to be promoted: " + "; ".join(short))
         return _write(report, run_dir)
 
     manifest = run_dir / "data" / "manifest.jsonl"

@@ -39,10 +39,27 @@ def classify_report(report_id: int) -> int:
     return 0
 
 
+def enqueue_on_submit(sender, *, report_id: int, **kwargs) -> None:
+    """reports.signals.report_submitted receiver (connected in ClassifierConfig.ready)."""
+    classify_report.enqueue(report_id)
+
+
 @task()
 def classify_pending_task() -> int:
     from .services import classify_pending
 
+    return classify_pending()
+
+
+@task()
+def catch_up_task() -> int:
+    """Queued by a worker's heartbeat (classifier.worker) when reports waited too long: look
+    for the active model afresh (its file may be back after an outage), then classify every
+    pending report."""
+    from . import registry
+    from .services import classify_pending
+
+    registry.active_classifier(force_check=True)
     return classify_pending()
 
 

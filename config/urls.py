@@ -3,7 +3,10 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from . import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("", include("reports.urls")),
     path("console/", include("console.urls")),
     path("admin/", admin.site.urls),

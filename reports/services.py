@@ -10,8 +10,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
-from . import photos
-from .models import Category, Report, ReportEvent
+from . import photos, validation, workflow
+from .models import Category, Report, ReportEvent, ReportSupporter
+from .signals import report_submitted
+from .workflow import By
 
 logger = logging.getLogger(__name__)
 
@@ -160,14 +162,12 @@ def report_create(
 
 
 def enqueue_classification(report_id: int) -> None:
-    """Queue the classify task. A failure to enqueue never loses the report:
-    it stays pending and `classify_pending` picks it up."""
-    from classifier.tasks import classify_report
-
-    try:
-        classify_report.enqueue(report_id)
-    except Exception:
-        logger.exception("could not enqueue classification for report %s; it stays pending", report_id)
+    """Announce the stored report (reports.signals.report_submitted; the classifier queues it). A failing
+    receiver never loses the report: it stays pending and a worker's catch-up classifies it."""
+    for receiver, result in report_submitted.send_robust(sender=Report, report_id=report_id):
+        if isinstance(result, Exception):
+            logger.error("%s failed for report %s; it stays pending", getattr(receiver, "__qualname__", receiver),
+                         report_id, exc_info=result)
 
 
 def record_event(*, report: Report, actor=None, actor_label: str = "", action: str, field: str = "",

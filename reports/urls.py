@@ -11,7 +11,6 @@ urlpatterns = [
     path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
     path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),
     path("report/<str:reference>/label/", views.report_citizen_label, name="report-citizen-label"),
-    path("healthz", views.healthz, name="healthz"),
     path("api/v1/reports/", api.ReportCreateView.as_view(), name="api-report-create"),
     path("api/v1/reports/geojson/", api.ReportGeoListView.as_view(), name="api-report-geojson"),
     path("api/v1/reports/<str:reference>/", api.ReportDetailView.as_view(), name="api-report-detail"),

@@ -5,12 +5,11 @@ import math
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from rest_framework.exceptions import Throttled
 
@@ -147,21 +146,3 @@ def report_citizen_label(request, reference: str):
     if in_place:
         return render(request, "reports/_suggestion.html", _suggestion_context(request, report))
     return redirect(reverse("report-thanks", args=[report.service_request_id]))
-
-
-@require_GET
-def healthz(request):
-    from classifier.health import classifier_health
-
-    body = {"status": "ok", "database": "ok"}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        body["pending_classification"] = Report.objects.filter(status=Report.Status.PENDING).count()
-    except Exception as exc:  # the health check must answer even when the database is down
-        body.update(status="error", database=f"error: {exc.__class__.__name__}")
-        return JsonResponse(body, status=503)
-    body.update(classifier_health())
-    if body.get("classifier") == "degraded":
-        body["status"] = "degraded"
-    return JsonResponse(body)

@@ -234,6 +234,19 @@ CLASSIFIER_RELOAD_SECONDS = env.float("CLASSIFIER_RELOAD_SECONDS", default=5.0) 
 CLASSIFIER_BATCH_SIZE = env.int("CLASSIFIER_BATCH_SIZE", default=16)  # reports per inference batch
 CLASSIFIER_BATCH_WAIT_MS = env.int("CLASSIFIER_BATCH_WAIT_MS", default=0)  # ms a worker waits to fill a batch
 CLASSIFIER_RETRIES = 3  # attempts per task on transient failure
+# Task workers (`manage.py run_worker`, classifier/worker.py): a heartbeat row per worker in the
+# database; a worker silent for WORKER_LEASE_SECONDS is presumed dead and the tasks it was running
+# go back to the queue. Every WORKER_CATCHUP_SECONDS the classification worker classifies reports
+# that waited pending longer than PENDING_CATCHUP_AFTER_SECONDS (lost tasks, a model outage).
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)  # seconds
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=60.0)  # seconds
+WORKER_CATCHUP_SECONDS = env.float("WORKER_CATCHUP_SECONDS", default=60.0)  # seconds
+PENDING_CATCHUP_AFTER_SECONDS = env.float("PENDING_CATCHUP_AFTER_SECONDS", default=60.0)  # seconds
+WORKER_RECONNECT_MAX_SECONDS = env.float("WORKER_RECONNECT_MAX_SECONDS", default=30.0)  # backoff cap, seconds
+# /healthz (config/health.py) says "degraded" when the oldest pending report is older than this,
+# or, with a database task queue, when no worker has been seen for HEALTH_MAX_WORKER_SILENCE_SECONDS.
+HEALTH_MAX_PENDING_AGE_SECONDS = env.float("HEALTH_MAX_PENDING_AGE_SECONDS", default=300.0)  # seconds
+HEALTH_MAX_WORKER_SILENCE_SECONDS = env.float("HEALTH_MAX_WORKER_SILENCE_SECONDS", default=120.0)  # seconds
 
 # Retraining (manage.py retrain, nightly from deploy/). The training runs in a
 # subprocess with TRAINING_PYTHON, so the web environment never imports torch.
@@ -247,6 +260,10 @@ RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verifi
 RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
 RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active
 RETRAIN_MIN_MACRO_F1 = env.float("RETRAIN_MIN_MACRO_F1", default=0.5)  # first model ever: sanity floor
+# Below these no retrain trains or promotes a model, "Retrain now" included: a gate judged on a
+# handful of photos proves nothing (classifier/retrain.py; the model panel says what is missing).
+RETRAIN_MIN_LABELS_PER_CLASS = env.int("RETRAIN_MIN_LABELS_PER_CLASS", default=10)  # training photos, each class
+RETRAIN_MIN_HOLDOUT = env.int("RETRAIN_MIN_HOLDOUT", default=20)  # holdout photos, all classes together
 # Correction-triggered retraining (classifier/triggers.py): staff corrections of the active
 # model's predictions since its activation queue one retrain per trigger and model. 0 = off.
 RETRAIN_AFTER_CORRECTIONS = env.int("RETRAIN_AFTER_CORRECTIONS", default=10)  # corrections, all categories
