@@ -7,7 +7,7 @@
 2. Exports a model (timm Lite0, ImageNet backbone, fresh 4-class head) and
    its torch ``state_dict`` for the naive baseline, unless ``--model`` and
    ``--torch-checkpoint`` are given.
-3. Runs ``python -m classifier bench`` ``--runs`` times on the 12 MP photos
+3. Runs ``benchmarks/serving_bench.py`` ``--runs`` times on the 12 MP photos
    and on the dataset's small photos, and reports the median of every number
    (the machine is shared: single runs are noisy).
 4. Measures what reduced-scale decoding does to predictions: the same 12 MP
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from classifier.onnx import OnnxClassifier, softmax
-from classifier.preprocess import preprocess
+from inference.preprocess import preprocess
+from inference.runtime import OnnxClassifier, softmax
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "datasets" / "civic-photos-dev"
@@ -67,23 +67,20 @@ def export_bench_model(work: Path, input_size: int | None) -> tuple[Path, Path]:
     recipe's; the resize keeps its crop_pct 0.875): model dir + state_dict file."""
     import torch
 
+    sys.path.insert(0, str(REPO))  # the one test-model exporter is tests.fixtures_models
+    from tests.fixtures_models import export_test_model, make_test_model
     from training.config import TrainConfig
-    from training.export import export_model
-    from training.model import create_model
     from training.recipe import spec_for
 
-    torch.manual_seed(0)
-    model = create_model(4, pretrained=True).eval()
     checkpoint = work / "state_dict.pt"
-    torch.save(model.state_dict(), checkpoint)
-    classes = ["fly_tipping", "graffiti", "no_issue", "pothole"]
+    torch.save(make_test_model(pretrained=True).state_dict(), checkpoint)
     config = TrainConfig().at_input_size(input_size) if input_size else TrainConfig()
-    out = export_model(model, classes=classes, out_dir=work / "model", preprocess=spec_for(config), version="bench-1")
+    out = export_test_model(work / "model", version="bench-1", spec=spec_for(config), pretrained=True)
     return out, checkpoint
 
 
 def run_bench(model: Path, images: Path, checkpoint: Path | None, *, batch: int, n: int, runs: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "classifier", "bench", "--model", str(model), "--images", str(images),
+    cmd = [sys.executable, str(REPO / "benchmarks" / "serving_bench.py"), "--model", str(model), "--images", str(images),
            "--batch", str(batch), "--n", str(n)]
     if checkpoint is not None:
         cmd += ["--torch-checkpoint", str(checkpoint)]

@@ -3,6 +3,9 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from inference.modelformat import MODEL_FILE
+from inference.runtime import RuntimeSetupError, check_single_runtime
+
 
 @checks.register()
 def check_classifier(app_configs=None, **kwargs):
@@ -13,8 +16,6 @@ def check_classifier(app_configs=None, **kwargs):
         registry.backend_class()
     except ImproperlyConfigured as exc:
         problems.append(checks.Error(str(exc), hint="Set CLASSIFIER_BACKEND.", id="classifier.E001"))
-    from .onnx import RuntimeSetupError, check_single_runtime
-
     try:
         check_single_runtime()
     except RuntimeSetupError as exc:
@@ -25,9 +26,9 @@ def check_classifier(app_configs=None, **kwargs):
         active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     except Exception:  # database not migrated or unreachable yet: other checks say so
         return problems
-    if active is not None and not (settings.MODEL_ROOT / active.path / "model.onnx").is_file():
+    if active is not None and not (settings.MODEL_ROOT / active.path / MODEL_FILE).is_file():
         problems.append(checks.Warning(
-            f"The active model {active.version} has no model.onnx under {settings.MODEL_ROOT / active.path}; "
+            f"The active model {active.version} has no {MODEL_FILE} under {settings.MODEL_ROOT / active.path}; "
             "reports will wait as pending.",
             hint="Restore the files, or `manage.py rollback` / `manage.py activate_model VERSION`.",
             id="classifier.W001",

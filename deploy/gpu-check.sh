@@ -7,7 +7,8 @@
 #   - a venv with the project and the gpu extra: pip install -e '.[gpu]'
 #     (onnxruntime-gpu ONLY: with the CPU wheel also present the check fails, as the service would)
 #   - an NVIDIA driver + the CUDA/cuDNN libraries onnxruntime-gpu is built for
-#   - without MODEL_DIR: the train extra too (torch, timm, onnx), to export a test model
+#   - without MODEL_DIR: the train extra too (torch, timm, onnx): `python -m training train` then
+#     trains a small model (random backbone, open-set output included) on synthesised photos
 # PYTHON selects the interpreter (default: python). Without IMAGES_DIR, 12 MP JPEGs are synthesised.
 #
 # Checks: 1. CUDAExecutionProvider is the session's first provider with DEVICE=cuda (reported
@@ -21,8 +22,24 @@ MODEL_DIR=${1:-}
 IMAGES_DIR=${2:-}
 
 if [[ -z "$MODEL_DIR" ]]; then
-    MODEL_DIR=$(mktemp -d)/model
-    "$PYTHON" -c 'import sys; from tests.fixtures_models import export_test_model; export_test_model(sys.argv[1])' "$MODEL_DIR" >&2
+    WORK=$(mktemp -d)
+    MODEL_DIR=$WORK/model
+    "$PYTHON" - "$WORK/photos" <<'PY'
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+rng = np.random.default_rng(0)
+for label, colour in {"graffiti": (200, 40, 40), "no_issue": (40, 200, 40), "pothole": (40, 40, 200)}.items():
+    (Path(sys.argv[1]) / label).mkdir(parents=True)
+    for i in range(6):
+        pixels = (np.array(colour) + rng.normal(0, 40, (480, 640, 3))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(Path(sys.argv[1]) / label / f"{i}.jpg", quality=90)
+PY
+    "$PYTHON" -m training train --data "$WORK/photos" --out "$MODEL_DIR" --no-pretrained --epochs 0 \
+        --cv-folds 2 --cache-views 2 --version gpu-check-1 >&2
 fi
 
 exec "$PYTHON" - "$MODEL_DIR" "$IMAGES_DIR" <<'PY'
@@ -30,14 +47,17 @@ import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from classifier.onnx import OnnxClassifier, check_single_runtime
-from classifier.preprocess import decode
+from inference.modelformat import MODEL_FILE
+from inference.preprocess import IMAGE_SUFFIXES, decode
+from inference.runtime import OnnxClassifier, check_single_runtime, session_options
+
+sys.path.insert(0, "benchmarks")
+from serving_bench import timed  # noqa: E402  (the one timing helper)
 
 MAX_PROB_DIFF = 1e-3
 model_dir, images_dir = Path(sys.argv[1]), sys.argv[2]
@@ -61,7 +81,7 @@ def synthetic_photos(n=16):
 
 
 if images_dir:
-    files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".heic"})
+    files = sorted(p for p in Path(images_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     photos = [p.read_bytes() for p in files[:64]]
 else:
     photos = synthetic_photos()
@@ -72,11 +92,12 @@ providers = cuda.providers
 if providers[0] != "CUDAExecutionProvider":
     failures.append(f"CUDA session uses {providers}")
 
-# A session that may not fall back to CPU builds only if every node has a CUDA kernel.
-opts = ort.SessionOptions()
+# The served session's options, but it may not fall back to CPU: builds only if every node has a CUDA kernel.
+wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+opts = session_options(ort, providers=wanted)
 opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 try:
-    ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    ort.InferenceSession(str(model_dir / MODEL_FILE), opts, providers=wanted)
     all_nodes_on_cuda = True
 except Exception:  # onnxruntime's own exception types; informational: ORT may keep tiny shape ops on CPU
     all_nodes_on_cuda = False
@@ -95,21 +116,15 @@ def gpu_name():
         return ort.get_device()
 
 
-def throughput(fn, batch, images_per_call, seconds=5.0):
-    fn(batch)  # warm-up (cuDNN autotuning, allocations)
-    latencies, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        fn(batch)
-        latencies.append(time.perf_counter() - t)
-    p50, p90, p99 = np.percentile(np.array(latencies) * 1000, [50, 90, 99])
-    return {"batch": images_per_call, "images_per_s": images_per_call * len(latencies) / sum(latencies),
-            "latency_ms": {"p50": p50, "p90": p90, "p99": p99}}
+def throughput(fn, batch, calls):
+    """``timed`` (after its warm-up call: cuDNN autotuning, allocations) on ``calls`` calls with ``batch``."""
+    return {"batch": len(batch), **timed(fn, [batch] * calls)}
 
 
 arrays = np.stack([cuda.preprocess(p) for p in photos])
 model_alone = {
-    str(bs): throughput(cuda.run_arrays, np.resize(arrays, (bs, *arrays.shape[1:])), bs) for bs in (1, 8, 32)
+    str(bs): throughput(cuda.run_arrays, np.resize(arrays, (bs, *arrays.shape[1:])), 200 // bs + 20)
+    for bs in (1, 8, 32)
 }
 batch = [photos[i % len(photos)] for i in range(64)]
 report = {
@@ -123,8 +138,8 @@ report = {
     "photo_size": list(decode(photos[0]).size),
     "max_abs_prob_diff_cpu_vs_cuda": max_diff,
     "model_alone_cuda": model_alone,
-    "end_to_end_cuda_batch64": throughput(cuda.predict_proba, batch, len(batch), seconds=10.0),
-    "end_to_end_cpu_batch64": throughput(cpu.predict_proba, batch, len(batch), seconds=10.0),
+    "end_to_end_cuda_batch64": throughput(cuda.predict_proba, batch, 8),
+    "end_to_end_cpu_batch64": throughput(cpu.predict_proba, batch, 3),
 }
 print(json.dumps(report, indent=2))
 sys.exit(0 if report["ok"] else 1)

@@ -70,17 +70,9 @@ def unique_jpeg():
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory):
     """A real ONNX model: Lite0 backbone with a freshly initialised 4-class head (labels meaningless)."""
-    import torch
+    from tests.fixtures_models import export_test_model
 
-    from classifier.preprocess import PreprocessSpec
-    from training.export import export_model
-    from training.model import create_model
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model") / "v1"
-    export_model(create_model(4, pretrained=False).eval(), classes=["fly_tipping", "graffiti", "no_issue", "pothole"],
-                 out_dir=out, preprocess=PreprocessSpec(), version="test-v1")
-    return out
+    return export_test_model(tmp_path_factory.mktemp("model") / "v1", version="test-v1")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real ONNX models for tests: timm Lite0 with a freshly initialised head, exported by training.export.
+"""Real ONNX models for tests and benchmarks: timm Lite0 with a freshly initialised head, exported by
+training.export. The one place a test model is made.
 
 The labels such a model gives are meaningless, but it is the real network
 run by ONNX Runtime, so shapes, speed, preprocessing and calibration are
@@ -8,21 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.preprocess import PreprocessSpec
+from inference.preprocess import PreprocessSpec
 
 CLASSES = ("fly_tipping", "graffiti", "no_issue", "pothole")
 SEED = 0
 
 
-def make_test_model(num_classes: int = len(CLASSES)):
-    """The torch model :func:`export_test_model` exports: the same weights on every call (seeded)."""
+def make_test_model(num_classes: int = len(CLASSES), *, pretrained: bool = False):
+    """The torch model :func:`export_test_model` exports: the same weights on every call (seeded).
+
+    ``pretrained`` starts from the ImageNet backbone (cached timm weights), whose features mean something."""
     import torch
 
     from training.model import create_model
 
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
-        return create_model(num_classes, pretrained=False).eval()
+        return create_model(num_classes, pretrained=pretrained).eval()
 
 
 def export_test_model(
@@ -32,12 +35,13 @@ def export_test_model(
     *,
     temperature: float = 1.0,
     spec: PreprocessSpec = PreprocessSpec(),
+    pretrained: bool = False,
 ) -> Path:
     """Write a model directory (model.onnx + metadata.json) for ``classes``; returns ``out_dir``."""
     from training.export import export_model
 
     return export_model(
-        make_test_model(len(classes)),
+        make_test_model(len(classes), pretrained=pretrained),
         classes=list(classes),
         out_dir=Path(out_dir),
         preprocess=spec,

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from classifier.preprocess import INTERPOLATIONS, PreprocessSpec, decode, preprocess, resize_crop, to_array
+from inference.preprocess import IMAGE_SUFFIXES, INTERPOLATIONS, PreprocessSpec, decode, preprocess, resize_crop, to_array
 
 SPLITS = ("train", "val", "holdout")
 SOURCES = ("local", "bootstrap")  # the council's own verified photos; public/curated photos
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Evaluate an exported model directory with ONNX Runtime: what is evaluated is what is served."""
+"""Evaluate an exported model directory on the served path: what is evaluated is what is served.
+
+Photos go through :class:`inference.runtime.OnnxClassifier`, as in the web
+process and the worker: the same model validation, session options and
+reduced-scale JPEG decode, so the promotion gate judges the served numbers.
+"""
 from __future__ import annotations
 
 import json
@@ -10,26 +15,34 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from classifier.preprocess import PreprocessSpec  # noqa: E402
-from training.data import Sample, eval_transform  # noqa: E402
-from training.export import read_metadata  # noqa: E402
-from training.metrics import classification_report, ece, ece_floor, reliability_bins, softmax  # noqa: E402
+from inference.metrics import classification_report, ece, ece_floor, reliability_bins  # noqa: E402
+from inference.modelformat import ModelError  # noqa: E402
+from inference.runtime import OnnxClassifier, softmax  # noqa: E402
+from training.data import Sample  # noqa: E402
 
-BATCH = 32
+BATCH = 32  # photos per progress step
 
 
-def onnx_logits(model_dir: Path, paths: Sequence[Path]) -> np.ndarray:
-    """Raw logits of ``model.onnx`` for images, preprocessed as serving does (metadata's spec)."""
-    meta = read_metadata(model_dir)
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
-    session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"), providers=["CPUExecutionProvider"])
-    out = [np.zeros((0, len(meta["classes"])), np.float32)]
-    for start in tqdm(range(0, len(paths), BATCH), desc="evaluate", leave=False):
-        batch = np.stack([eval_transform(p, spec) for p in paths[start:start + BATCH]])
-        out.append(session.run(["logits"], {"input": batch})[0])
+def served_classifier(model_dir: Path, options: dict | None = None) -> OnnxClassifier:
+    """The model as serving runs it; ``options`` override :data:`inference.runtime.DEFAULT_OPTIONS`
+    (keys as in the ``CLASSIFIER`` setting's ``OPTIONS``). A directory serving would refuse is a ValueError."""
+    try:
+        return OnnxClassifier(model_dir, options)
+    except ModelError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def onnx_logits(model: Path | OnnxClassifier, paths: Sequence[Path]) -> np.ndarray:
+    """Raw logits (before temperature) for image files, decoded and run exactly as serving does."""
+    classifier = model if isinstance(model, OnnxClassifier) else served_classifier(model)
+    out = [np.zeros((0, len(classifier.model.classes)), np.float32)]
+    try:
+        for start in tqdm(range(0, len(paths), BATCH), desc="evaluate", leave=False):
+            out.append(classifier.predict_logits(list(paths[start:start + BATCH]))[0])
+    except ModelError as exc:  # a graph ONNX Runtime cannot load
+        raise ValueError(str(exc)) from exc
     return np.concatenate(out)
 
 
@@ -43,14 +56,16 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     line per sample there (path, label, source, calibrated probability per class):
     what the serving side derives its auto-triage thresholds from.
     """
-    meta = read_metadata(model_dir)
-    classes = meta["classes"]
+    classifier = served_classifier(model_dir)
+    meta = classifier.model.metadata
+    classes = list(classifier.model.classes)
     unknown = sorted({s.label for s in samples} - set(classes))
     if unknown:
         raise ValueError(f"labels {unknown} are not classes of this model; it knows {', '.join(classes)}")
     labels = np.array([classes.index(s.label) for s in samples], dtype=np.int64)
-    logits = onnx_logits(model_dir, [s.path for s in samples])
-    probs = softmax(logits, meta["temperature"])
+    logits = onnx_logits(classifier, [s.path for s in samples])
+    temperature = classifier.model.temperature
+    probs = softmax(logits, temperature)
     report = classification_report(labels, probs, classes)
     if predictions is not None:
         write_predictions(Path(predictions), samples, probs, classes)
@@ -61,7 +76,7 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     plots_dir = Path(plots_dir or model_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(np.array(report["confusion_matrix"]), classes, plots_dir / "confusion_matrix.png")
-    plot_reliability(probs, labels, plots_dir / "reliability.png", title=f"ECE {report['ece']:.3f} (T = {meta['temperature']:.2f})")
+    plot_reliability(probs, labels, plots_dir / "reliability.png", title=f"ECE {report['ece']:.3f} (T = {temperature:.2f})")
     return report
 
 

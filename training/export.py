@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,11 +11,20 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from classifier.preprocess import PreprocessSpec
+from inference.modelformat import (
+    FORMAT_VERSION,
+    INPUT_NAME,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    UNKNOWN_OUTPUT,
+    read_metadata,
+    sha256_hex,
+    write_metadata,
+)
+from inference.preprocess import PreprocessSpec
 from training.model import ARCHITECTURE
 from training.openset import KnnScore, OpenSet
 
-FORMAT = 1
 OPSET = 17
 PARITY_ATOL = 1e-4  # max abs logit difference allowed between torch and ONNX Runtime
 
@@ -49,12 +56,12 @@ def export_model(
         raise ValueError("temperature must be > 0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
+    onnx_path = out_dir / MODEL_FILE
     model = copy.deepcopy(model).cpu().float().eval()
-    outputs = ["logits"]
+    outputs = [OUTPUT_NAME]
     if open_set is not None:
         model = _WithOpenSet(model, KnnScore(open_set.bank, model.get_classifier().chunks, open_set.k))
-        outputs.append("unknown_score")
+        outputs.append(UNKNOWN_OUTPUT)
     size = preprocess.input_size
     sample = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -66,22 +73,22 @@ def export_model(
         model,
         (sample,),
         str(onnx_path),
-        input_names=["input"],
+        input_names=[INPUT_NAME],
         output_names=outputs,
-        dynamic_axes={"input": {0: "N"}, **{name: {0: "N"} for name in outputs}},
+        dynamic_axes={INPUT_NAME: {0: "N"}, **{name: {0: "N"} for name in outputs}},
         opset_version=OPSET,
         dynamo=False,
     )
     onnx.checker.check_model(str(onnx_path), full_check=True)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    for name, want, got in zip(outputs, expected, session.run(outputs, {"input": sample.numpy()})):
+    for name, want, got in zip(outputs, expected, session.run(outputs, {INPUT_NAME: sample.numpy()})):
         diff = float(np.abs(got - want).max())
         assert diff <= PARITY_ATOL, f"ONNX Runtime {name} differs from torch by {diff:.2e} > {PARITY_ATOL}"
 
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    digest = sha256_hex(onnx_path.read_bytes())
     now = datetime.now(timezone.utc).replace(microsecond=0)
     metadata = {
-        "format": FORMAT,
+        "format": FORMAT_VERSION,
         "version": version or f"{now:%Y%m%d-%H%M}-{digest[:6]}",
         "architecture": ARCHITECTURE,
         "classes": list(classes),
@@ -95,7 +102,7 @@ def export_model(
     }
     if open_set is not None:
         metadata["open_set"] = open_set.to_metadata()
-    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    write_metadata(out_dir, metadata)
     return out_dir
 
 
@@ -111,13 +118,8 @@ class _WithOpenSet(nn.Module):
         return self.model.get_classifier()(feats), self.scorer(feats)
 
 
-def read_metadata(model_dir: Path) -> dict:
-    """The parsed ``metadata.json`` of a model directory."""
-    return json.loads((Path(model_dir) / "metadata.json").read_text())
-
-
 def update_metrics(model_dir: Path, metrics: dict) -> None:
     """Replace the ``metrics`` block of a model directory's metadata.json (model.onnx and its hash untouched)."""
     meta = read_metadata(model_dir)
     meta["metrics"] = metrics
-    (Path(model_dir) / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_metadata(model_dir, meta)

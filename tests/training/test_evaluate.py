@@ -3,22 +3,22 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from classifier.preprocess import PreprocessSpec, decode, preprocess
+from inference.preprocess import PreprocessSpec, decode, preprocess
+from inference.runtime import OnnxClassifier
+from tests.fixtures_models import export_test_model, make_test_model
 from training.cli import main
 from training.data import load_samples
 from training.evaluate import onnx_logits
-from training.export import export_model
-from training.model import create_model
 
 SPEC = PreprocessSpec(input_size=64, resize_size=72)
+CLASSES = ("graffiti", "no_issue", "pothole")
 
 
 def _exported(tmp_path, temperature=1.0):
-    model = create_model(3, pretrained=True).eval()
-    export_model(model, classes=["graffiti", "no_issue", "pothole"], out_dir=tmp_path / "m", preprocess=SPEC,
-                 temperature=temperature)
-    return model, tmp_path / "m"
+    model_dir = export_test_model(tmp_path / "m", CLASSES, temperature=temperature, spec=SPEC, pretrained=True)
+    return make_test_model(len(CLASSES), pretrained=True), model_dir
 
 
 def test_evaluate_json_prints_one_object_with_the_schema(image_folder, tmp_path, capsys):
@@ -61,3 +61,25 @@ def test_evaluate_predictions_writes_each_photos_probabilities(image_folder, tmp
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
     right = sum(max(r["probabilities"], key=r["probabilities"].get) == r["label"] for r in rows)
     assert right / len(rows) == pytest.approx(report["accuracy"])  # the same predictions as the report
+
+
+def test_evaluate_measures_the_served_path_with_its_reduced_scale_decode(tmp_path):
+    """A large JPEG is decoded at reduced scale when served: evaluate must see those logits, not a full decode's."""
+    _, model_dir = _exported(tmp_path)
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8)).save(photo, quality=90)
+    served, _ = OnnxClassifier(model_dir, {"DEVICE": "cpu"}).predict_logits([photo])
+    full = preprocess(photo, SPEC, fast_decode=False)
+    with torch.no_grad():
+        full_decode = make_test_model(len(CLASSES), pretrained=True)(torch.from_numpy(full)[None]).numpy()
+    assert np.abs(served - full_decode).max() > 1e-3  # the two decodes really differ on this photo
+    np.testing.assert_allclose(onnx_logits(model_dir, [photo]), served, atol=1e-5)
+
+
+def test_evaluate_refuses_a_model_serving_would_refuse(image_folder, tmp_path, capsys):
+    _, model_dir = _exported(tmp_path)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    (model_dir / "metadata.json").write_text(json.dumps({**meta, "onnx_sha256": "0" * 64}))
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(image_folder)]) == 2
+    assert "sha256" in capsys.readouterr().err

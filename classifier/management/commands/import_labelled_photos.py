@@ -6,9 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from classifier.models import TrainingExample
 from classifier.routing import NO_ISSUE
 from classifier.services import training_example_create
+from inference.preprocess import IMAGE_SUFFIXES
 from reports.models import Category
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 
 
 class Command(BaseCommand):

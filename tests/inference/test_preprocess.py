@@ -1,11 +1,11 @@
-"""classifier/preprocess.py: reduced-scale decode, EXIF orientation, HEIC, normalisation."""
+"""inference/preprocess.py: reduced-scale decode, EXIF orientation, HEIC, normalisation."""
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.preprocess import PreprocessSpec, decode, preprocess, to_array
+from inference.preprocess import PreprocessSpec, decode, preprocess, to_array
 
 SPEC = PreprocessSpec()  # 224 crop of a 256 resize
 T = Image.Transpose

@@ -1,4 +1,4 @@
-"""classifier/onnx.py on a real exported Lite0 model: loading, validation, batched calibrated predictions."""
+"""inference/ on a real exported Lite0 model: loading, validation, batched calibrated predictions."""
 import io
 import json
 import os
@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.onnx import (
-    LoadedModel,
-    ModelError,
-    OnnxClassifier,
-    Prediction,
-    RuntimeSetupError,
-    check_single_runtime,
-    load_model,
-    softmax,
-)
-from classifier.preprocess import decode, preprocess
+from inference.modelformat import LoadedModel, ModelError, load_model
+from inference.preprocess import decode, preprocess
+from inference.runtime import OnnxClassifier, Prediction, RuntimeSetupError, check_single_runtime, softmax
 from tests.fixtures_models import CLASSES
 
 CPU = {"DEVICE": "cpu"}
@@ -221,8 +213,9 @@ def test_the_core_imports_neither_django_nor_torch_nor_onnxruntime_up_front():
     import subprocess
 
     code = (
-        "import sys, classifier.onnx, classifier.preprocess, classifier.cli; "
-        "print(sorted(m for m in ('django', 'torch', 'training', 'onnxruntime') if m in sys.modules))"
+        "import sys, inference.modelformat, inference.preprocess, inference.runtime, inference.metrics, classifier.cli; "
+        "print(sorted(m for m in ('django', 'torch', 'training', 'onnxruntime', 'classifier.models')"
+        " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
