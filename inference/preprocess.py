@@ -74,9 +74,8 @@ def decode(source: bytes | str | Path | BinaryIO | Image.Image, *, draft_for: Pr
 
     With ``draft_for``, JPEGs are decoded at a reduced DCT scale (1/2, 1/4,
     1/8) that still leaves the shorter side >= ``resize_size``: a 12 MP phone
-    photo comes out at 504x378 for a 329 px resize (the entropy decoding of
-    the whole file remains; docs/BENCHMARKS.md has the saving) and with no
-    full-size resize afterwards. EXIF orientation is applied after decoding, so the result is
+    photo comes out at 504x378 for a 329 px resize, with no full-size resize
+    afterwards (the entropy decoding of the whole file remains). EXIF orientation is applied after decoding, so the result is
     what a person sees. A PIL image passed in is never modified.
     """
     register_heif_opener()
