@@ -1,0 +1,62 @@
+"""Text rules shared by every channel that writes free text (citizen form, REST, Open311, staff notes).
+
+Characters XML 1.0 cannot carry (C0 controls other than tab, newline and carriage
+return, lone surrogates, U+FFFE, U+FFFF) and DEL are refused at intake: one
+such character stored would make every Open311 XML feed that lists the row
+unparseable.
+"""
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(value, *, field: str, max_length: int, label: str = "") -> str:
+    """`value` stripped, or ValidationError({field: message}) naming the field (`label`, else `field`).
+
+    None counts as empty. Characters and length are checked after stripping.
+    """
+    label = label or field
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError({field: f"{label} must be text."}, code="invalid")
+    value = value.strip()  # also the whitespace-like controls (\x0b, \x1c-\x1f) at either end, as forms do
+    if match := FORBIDDEN.search(value):
+        raise ValidationError(
+            {field: f"{label} contains a control character (U+{ord(match.group()):04X}) at position "
+                    f"{match.start() + 1}; please remove it."},
+            code="control_character",
+        )
+    if len(value) > max_length:
+        raise ValidationError(
+            {field: f"{label} is too long ({len(value):,} characters); the limit is {max_length:,}."},
+            code="max_length",
+        )
+    return value
+
+
+def clean_email(value, *, field: str, max_length: int, label: str = "Email") -> str:
+    """clean_text plus email syntax; "" stays "" (email is optional everywhere)."""
+    value = clean_text(value, field=field, max_length=max_length, label=label)
+    if value:
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError({field: f"{label}: enter a valid email address."}, code="invalid") from None
+    return value
+
+
+def clean_url(value, *, field: str, max_length: int, label: str = "") -> str:
+    """clean_text plus http(s) URL syntax; "" stays ""."""
+    value = clean_text(value, field=field, max_length=max_length, label=label)
+    if value:
+        try:
+            URLValidator(schemes=["http", "https"])(value)
+        except ValidationError:
+            raise ValidationError({field: f"{label or field} must be an http or https URL."}, code="invalid") from None
+    return value
