@@ -5,12 +5,14 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from reports.workflow import Status
+
 NO_ISSUE = "no_issue"
 
 
 @dataclass(frozen=True)
 class Decision:
-    status: str  # a reports.Report.Status value
+    status: Status  # triaged or needs review: the classifier's moves in reports.workflow
     predicted_slug: str
     probability: float
     auto_triaged: bool
@@ -51,7 +53,7 @@ def route(*, top_k: list[tuple[str, float]], thresholds: dict[str, float], defau
     would_auto = confident and is_category and not disagree and slug not in auto_off and not unknown
     auto = would_auto and not spot_check
     return Decision(
-        status="triaged" if auto else "needs_review",
+        status=Status.TRIAGED if auto else Status.NEEDS_REVIEW,
         predicted_slug=slug,
         probability=probability,
         auto_triaged=auto,

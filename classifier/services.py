@@ -16,8 +16,9 @@ from django.utils import timezone
 from PIL import Image
 
 from reports import photos as report_photos
-from reports.models import Category, Report
-from reports.services import record_event
+from reports.models import Category, Report, ReportEvent
+from reports.services import record_event, report_transition
+from reports.workflow import By
 
 from . import registry
 from .models import ModelVersion, TrainingExample
@@ -126,8 +127,9 @@ def has_ever_had_a_model() -> bool:
 def classify_reports(report_ids: list[int]) -> int:
     """Classify the given reports that are still pending; returns how many were classified.
 
-    Idempotent: reports no longer pending are skipped. Rows are locked with
-    SKIP LOCKED, so concurrent workers never classify the same report twice.
+    The model runs outside any transaction, so no row is locked meanwhile (staff may act on
+    the report). Then the rows are locked with SKIP LOCKED and written only if still pending:
+    idempotent, and a report another worker or a person got to first is left as it is.
     With no model ever activated (cold start) reports go to needs review;
     with an active model that cannot load they stay pending.
     """
@@ -136,25 +138,26 @@ def classify_reports(report_ids: list[int]) -> int:
         if has_ever_had_a_model():
             return 0  # degraded: wait as pending
         return _route_without_model(report_ids)
+    candidates = list(Report.objects.filter(pk__in=report_ids, status=Report.Status.PENDING).order_by("pk")
+                      .only("pk", "photo_original"))
+    if not candidates:
+        return 0
+    photos = [r.photo_original.storage.open(r.photo_original.name).read() for r in candidates]
+    predictions = dict(zip((r.pk for r in candidates), _predict_each_if_batch_fails(classifier, photos)))
     categories = {c.slug: c for c in Category.objects.filter(active=True)}
     policy = auto_triage_policy()
     with transaction.atomic():
         reports = list(Report.objects.select_for_update(skip_locked=True, of=("self",))
-                       .filter(pk__in=report_ids, status=Report.Status.PENDING)
+                       .filter(pk__in=predictions, status=Report.Status.PENDING)
                        .select_related("citizen_category").order_by("pk"))
-        if not reports:
-            return 0
-        photos = [r.photo_original.storage.open(r.photo_original.name).read() for r in reports]
-        predictions = _predict_each_if_batch_fails(classifier, photos)
         now = timezone.now()
-        for report, prediction in zip(reports, predictions):
+        for report in reports:
+            prediction = predictions[report.pk]
+            report.classified_at = now
             if prediction is None:  # this photo cannot be classified by any model: a person must look
-                report.status = Report.Status.NEEDS_REVIEW
-                report.classified_at = now
-                report.save(update_fields=["status", "classified_at", "updated_at"])
-                record_event(report=report, actor_label="system", action="routed", field="status",
-                             from_value=Report.Status.PENDING, to_value=report.status,
-                             note="the model could not read this photo")
+                report_transition(report=report, to=Report.Status.NEEDS_REVIEW, by=By.CLASSIFIER,
+                                  actor_label="system", action=ReportEvent.Action.ROUTED, fields=["classified_at"],
+                                  note="the model could not read this photo")
                 continue
             decision = route(top_k=prediction.top_k, thresholds=policy.thresholds,
                              default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD,
@@ -169,24 +172,21 @@ def classify_reports(report_ids: list[int]) -> int:
             report.model_version = prediction.model_version
             report.predicted_unknown = prediction.unknown
             report.unknown_score = prediction.unknown_score
-            report.classified_at = now
             report.auto_triaged = decision.auto_triaged
             report.possibly_not_issue = decision.possibly_not_issue
             report.citizen_model_disagree = decision.citizen_model_disagree
-            report.status = decision.status
-            report.save(update_fields=[
-                "predicted_label", "predicted_category", "predicted_probability", "predicted_top_k",
-                "model_version", "predicted_unknown", "unknown_score", "classified_at", "auto_triaged",
-                "possibly_not_issue",
-                "citizen_model_disagree", "status", "updated_at"])
-            record_event(report=report, actor_label=f"model:{prediction.model_version}", action="classified",
-                         field="status", from_value=Report.Status.PENDING, to_value=decision.status,
-                         note=json.dumps({"top_k": report.predicted_top_k, "unknown": prediction.unknown,
-                                          "unknown_score": prediction.unknown_score}))
+            report_transition(
+                report=report, to=decision.status, by=By.CLASSIFIER, actor_label=f"model:{prediction.model_version}",
+                action=ReportEvent.Action.CLASSIFIED,
+                fields=["predicted_label", "predicted_category", "predicted_probability", "predicted_top_k",
+                        "model_version", "predicted_unknown", "unknown_score", "classified_at", "auto_triaged",
+                        "possibly_not_issue", "citizen_model_disagree"],
+                note=json.dumps({"top_k": report.predicted_top_k, "unknown": prediction.unknown,
+                                 "unknown_score": prediction.unknown_score}))
             if decision.spot_check:
                 spot_check_record(report=report, category=report.predicted_category,
                                   probability=decision.probability, model_version=prediction.model_version)
-                record_event(report=report, actor_label="system", action="spot_check",
+                record_event(report=report, actor_label="system", action=ReportEvent.Action.SPOT_CHECK,
                              note=f"spot check: would have been auto-triaged as {decision.predicted_slug} "
                                   f"({decision.probability:.2f}); sent for review to measure live precision")
     return len(reports)
@@ -219,10 +219,8 @@ def _route_without_model(report_ids: list[int]) -> int:
         reports = list(Report.objects.select_for_update(skip_locked=True)
                        .filter(pk__in=report_ids, status=Report.Status.PENDING))
         for report in reports:
-            report.status = Report.Status.NEEDS_REVIEW
-            report.save(update_fields=["status", "updated_at"])
-            record_event(report=report, actor_label="system", action="routed", field="status",
-                         from_value=Report.Status.PENDING, to_value=report.status, note="no model yet")
+            report_transition(report=report, to=Report.Status.NEEDS_REVIEW, by=By.CLASSIFIER, actor_label="system",
+                              action=ReportEvent.Action.ROUTED, note="no model yet")
     return len(reports)
 
 

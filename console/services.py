@@ -6,6 +6,9 @@ Concurrency: each action locks the report row (`select_for_update`) and
 compares `Report.version` with the version the actor's form was rendered
 with; a mismatch raises `VersionConflict` carrying the current state and
 nothing is written. Every successful change bumps the version.
+
+Which status may follow which is reports.workflow's; status changes are written by
+reports.services.report_transition. Here: who may, and with which version.
 """
 from __future__ import annotations
 
@@ -19,27 +22,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from reports import workflow
 from reports.models import Category, Report, ReportEvent
-from reports.services import record_event
+from reports.services import record_event, report_transition
+from reports.workflow import By
 
 from .models import ReportAssignment
 
 logger = logging.getLogger(__name__)
 S = Report.Status
 
-INTAKE = frozenset({S.NEW, S.PENDING, S.NEEDS_REVIEW})
-CLOSED = frozenset(Report.CLOSED_STATUSES)
-# Forward workflow any triager may follow. DUPLICATE is reached only through
-# report_mark_duplicate (it needs the original); leaving a closed status is a reopen.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    S.NEW: frozenset({S.TRIAGED, S.REJECTED}),
-    S.PENDING: frozenset({S.TRIAGED, S.REJECTED}),
-    S.NEEDS_REVIEW: frozenset({S.TRIAGED, S.REJECTED}),
-    S.TRIAGED: frozenset({S.IN_PROGRESS, S.FIXED, S.CLOSED, S.REJECTED, S.NEEDS_REVIEW}),
-    S.IN_PROGRESS: frozenset({S.TRIAGED, S.FIXED, S.CLOSED}),
-}
-REOPEN_TARGETS = frozenset({S.NEEDS_REVIEW, S.TRIAGED, S.IN_PROGRESS})
-
+A = ReportEvent.Action
 
 @dataclass(frozen=True)
 class RejectReason:
@@ -80,13 +73,18 @@ def require(user: AbstractBaseUser, perm: str) -> None:
 
 def allowed_statuses(report: Report, user: AbstractBaseUser) -> list[str]:
     """Statuses `user` may move `report` to now (for the status menu)."""
-    if report.status in CLOSED:
-        targets = REOPEN_TARGETS if user.has_perm("console.reopen_report") else frozenset()
-    else:
-        targets = TRANSITIONS.get(report.status, frozenset())
-        if report.status in INTAKE and report.final_category_id is None:
-            targets = targets - {S.TRIAGED}  # verifying is how a report gets triaged
+    targets = workflow.targets(report.status, has_category=report.final_category_id is not None,
+                               may_reopen=user.has_perm("console.reopen_report"))
     return [value for value, _ in S.choices if value in targets]
+
+
+def check_set_status(*, report: Report, staff: AbstractBaseUser) -> None:
+    """PermissionDenied unless `staff` may change `report`'s status as it is now: the set_status
+    permission, and out of a closed status the reopen permission too. (Which target is
+    allowed is reports.workflow's question, asked by report_transition.)"""
+    require(staff, "console.set_status")
+    if workflow.is_reopen(report.status):
+        require(staff, "console.reopen_report")
 
 
 def _lock(report: Report, expected_version: int) -> Report:
@@ -98,6 +96,7 @@ def _lock(report: Report, expected_version: int) -> Report:
 
 
 def _save(report: Report, fields: list[str]) -> None:
+    """Save a change that leaves the status as it is (a status change is report_transition's)."""
     report.version += 1
     report.save(update_fields=[*fields, "version", "updated_at"])
 
@@ -139,22 +138,19 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
         raise ValidationError({"category": f"Category {category.slug!r} is not active."})
     with transaction.atomic():
         r = _lock(report, expected_version)
-        if r.status in (S.REJECTED, S.DUPLICATE):
+        if r.status in workflow.RELABEL_NEEDS_REOPEN:
             raise ValidationError(f"This report is {r.get_status_display().lower()}; reopen it before relabelling.")
-        before, old_status = r.final_category, r.status
+        before = r.final_category
         r.final_category, r.verified_by, r.verified_at = category, staff, timezone.now()
         fields = ["final_category", "verified_by", "verified_at"]
-        if r.status in INTAKE:
-            r.status = S.TRIAGED
-            fields.append("status")
-        _save(r, fields)
-        action = "verify" if category.slug == r.predicted_label else "correct"
-        record_event(report=r, actor=staff, action=action, field="final_category",
-                     from_value=_slug(before), to_value=category.slug,
+        record_event(report=r, actor=staff, action=A.VERIFY if category.slug == r.predicted_label else A.CORRECT,
+                     field="final_category", from_value=_slug(before), to_value=category.slug,
                      note=f"model said {r.predicted_label or 'nothing'}")
-        if r.status != old_status:
-            record_event(report=r, actor=staff, action="status", field="status", from_value=old_status,
-                         to_value=r.status)
+        to = workflow.after_verify(r.status)
+        if to is None:
+            _save(r, fields)
+        else:
+            report_transition(report=r, to=to, actor=staff, fields=fields)
         _after_label_commit(r)
     return r
 
@@ -178,40 +174,21 @@ def report_set_status(*, report: Report, staff: AbstractBaseUser, status: str, e
     rejection = _reject_reason(reason) if status == S.REJECTED else None
     with transaction.atomic():
         r = _lock(report, expected_version)
-        old = r.status
-        reopening = old in CLOSED
-        if reopening:
-            require(staff, "console.reopen_report")
-            allowed = REOPEN_TARGETS
-        else:
-            allowed = TRANSITIONS.get(old, frozenset())
-        if status not in allowed:
-            choices = ", ".join(sorted(allowed)) or "none"
-            raise ValidationError({"status": f"Cannot go from {old} to {status}; allowed: {choices}."})
-        if old in INTAKE and status == S.TRIAGED and r.final_category is None:
-            raise ValidationError({"status": "Verify the category first; verifying marks the report triaged."})
-        fields = ["status"]
-        r.status = status
+        check_set_status(report=r, staff=staff)
+        fields = []  # a move report_transition refuses rolls back the reject event too
         if rejection is not None:
             previous_label = r.final_category
             r.final_category, r.verified_by, r.verified_at = None, staff, timezone.now()
             r.reject_reason = reason
             fields += ["final_category", "verified_by", "verified_at", "reject_reason"]
-            record_event(report=r, actor=staff, action="reject", field="final_category",
+            record_event(report=r, actor=staff, action=A.REJECT, field="final_category",
                          from_value=_slug(previous_label), to_value="no_issue",
                          note=f"reason: {reason} ({rejection.label}); model said {r.predicted_label or 'nothing'}")
             _after_label_commit(r)
-        elif r.reject_reason:  # reopened: the old reason no longer applies
-            r.reject_reason = ""
-            fields.append("reject_reason")
-        if old == S.DUPLICATE:
-            r.duplicate_of = None
-            fields.append("duplicate_of")
-        _save(r, fields)
-        record_event(report=r, actor=staff, action="reopen" if reopening else "status", field="status",
-                     from_value=old, to_value=status, note=note or (str(rejection.label) if rejection else ""))
+        report_transition(report=r, to=status, actor=staff, fields=fields,
+                          note=note or (str(rejection.label) if rejection else ""))
         if rejection is not None:  # the latest public note is Open311's status_notes
-            record_event(report=r, actor=staff, action="note", note=str(rejection.public_note), public=True)
+            record_event(report=r, actor=staff, action=A.NOTE, note=str(rejection.public_note), public=True)
     return r
 
 
@@ -226,16 +203,14 @@ def report_mark_duplicate(*, report: Report, original: Report, staff: AbstractBa
                               f"{original.duplicate_of or 'its original'} instead.")
     with transaction.atomic():
         r = _lock(report, expected_version)
-        if r.status in CLOSED:
+        if not workflow.is_open(r.status):
             raise ValidationError(f"This report is already {r.get_status_display().lower()}.")
         if Report.objects.filter(duplicate_of=r).exists():
             raise ValidationError("Other reports are duplicates of this one; merge the other way round.")
-        old = r.status
-        r.status, r.duplicate_of = S.DUPLICATE, original
-        _save(r, ["status", "duplicate_of"])
-        record_event(report=r, actor=staff, action="duplicate", field="duplicate_of",
+        r.duplicate_of = original
+        record_event(report=r, actor=staff, action=A.DUPLICATE, field="duplicate_of",
                      to_value=original.service_request_id)
-        record_event(report=r, actor=staff, action="status", field="status", from_value=old, to_value=S.DUPLICATE)
+        report_transition(report=r, to=S.DUPLICATE, by=By.MERGE, actor=staff, fields=["duplicate_of"])
     return r
 
 
@@ -249,7 +224,7 @@ def report_add_note(*, report: Report, staff: AbstractBaseUser, text: str, publi
         raise ValidationError({"note": "Notes are limited to 2000 characters."})
     with transaction.atomic():
         Report.objects.filter(pk=report.pk).update(updated_at=timezone.now())
-        return record_event(report=report, actor=staff, action="note", note=text, public=public)
+        return record_event(report=report, actor=staff, action=A.NOTE, note=text, public=public)
 
 
 def report_assign(*, report: Report, staff: AbstractBaseUser, assignee: AbstractBaseUser | None, team: str,
@@ -271,7 +246,7 @@ def report_assign(*, report: Report, staff: AbstractBaseUser, assignee: Abstract
                 "assignee": assignee, "team": team, "assigned_by": staff, "assigned_at": timezone.now()})
             after = f"{assignee.get_username() if assignee else ''}/{team}"
         _save(r, [])
-        record_event(report=r, actor=staff, action="assign", field="assignment", from_value=before, to_value=after)
+        record_event(report=r, actor=staff, action=A.ASSIGN, field="assignment", from_value=before, to_value=after)
     return r
 
 
@@ -282,24 +257,40 @@ class BulkResult:
     errors: dict[str, str] = field(default_factory=dict)  # reference -> reason
 
 
-def _bulk(selection: Iterable[tuple[int, int]], action) -> BulkResult:
-    """Apply `action(report, version)` to each (pk, version); each report in its own transaction,
-    so one conflict does not undo the rest."""
+def _bulk(selection: Iterable[tuple[int, int]], action, check=None) -> BulkResult:
+    """Apply `action(report, version)` to each (pk, version), each report in its own savepoint,
+    so one conflict or refused move does not undo the rest.
+
+    Permission is all-or-nothing: every selected row is locked first and `check(report)` run
+    on each; if it raises PermissionDenied for any, nothing is changed and ValidationError
+    names every refused report (rather than changing some and stopping with a 403)."""
     result = BulkResult()
     selection = list(selection)
-    reports = Report.objects.in_bulk([pk for pk, _ in selection])
-    for pk, version in selection:
-        report = reports.get(pk)
-        if report is None:
-            continue
-        try:
-            action(report, version)
-        except VersionConflict:
-            result.conflicts.append(report.service_request_id)
-        except ValidationError as exc:
-            result.errors[report.service_request_id] = " ".join(exc.messages)
-        else:
-            result.done.append(report.service_request_id)
+    with transaction.atomic():
+        reports = {r.pk: r for r in Report.objects.select_for_update().filter(pk__in=[pk for pk, _ in selection])
+                   .order_by("pk")}  # one lock order, so two bulk actions cannot deadlock
+        refused: dict[str, list[str]] = {}
+        for report in reports.values() if check else ():
+            try:
+                check(report)
+            except PermissionDenied as exc:
+                refused.setdefault(str(exc), []).append(report.service_request_id)
+        if refused:
+            raise ValidationError([f"Nothing was changed. Refused for {', '.join(sorted(refs))}: {why}"
+                                   for why, refs in refused.items()], code="permission")
+        for pk, version in selection:
+            report = reports.get(pk)
+            if report is None:
+                continue
+            try:
+                with transaction.atomic():
+                    action(report, version)
+            except VersionConflict:
+                result.conflicts.append(report.service_request_id)
+            except ValidationError as exc:
+                result.errors[report.service_request_id] = " ".join(exc.messages)
+            else:
+                result.done.append(report.service_request_id)
     return result
 
 
@@ -311,11 +302,14 @@ def report_bulk_verify(*, selection: Iterable[tuple[int, int]], staff: AbstractB
 
 def report_bulk_set_status(*, selection: Iterable[tuple[int, int]], staff: AbstractBaseUser,
                            status: str, reason: str = "") -> BulkResult:
+    """Raises ValidationError, changing nothing, when `staff` may not move some of the reports
+    (closed ones without the reopen permission)."""
     require(staff, "console.set_status")
     if status == S.REJECTED:
         _reject_reason(reason)  # one clear error rather than one per report
     return _bulk(selection, lambda r, v: report_set_status(report=r, staff=staff, status=status, expected_version=v,
-                                                           reason=reason))
+                                                           reason=reason),
+                 check=lambda r: check_set_status(report=r, staff=staff))
 
 
 def category_set_threshold(*, category: Category, staff: AbstractBaseUser, threshold: float,

@@ -106,17 +106,17 @@ def bulk(request):
             messages.error(request, " ".join(error))
         return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
     d = form.cleaned_data
-    if d["action"] == "verify":
-        result = services.report_bulk_verify(selection=d["selected"], staff=request.user, category=d["category"])
-        what = f"verified as {d['category'].name}"
-    else:
-        try:
+    try:  # refused as a whole (a bad reason, a report this user may not move): nothing changed
+        if d["action"] == "verify":
+            result = services.report_bulk_verify(selection=d["selected"], staff=request.user, category=d["category"])
+            what = f"verified as {d['category'].name}"
+        else:
             result = services.report_bulk_set_status(selection=d["selected"], staff=request.user,
                                                      status=d["status"], reason=d["reason"])
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-            return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
-        what = f"set to {Report.Status(d['status']).label}"
+            what = f"set to {Report.Status(d['status']).label}"
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(f"{reverse('console:queue')}?{_filter_qs(request)}")
     if result.done:
         messages.success(request, f"{len(result.done)} report(s) {what}.")
     if result.conflicts:

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.gis.admin import GISModelAdmin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import ApiKey, Category, Report, ReportEvent
 
@@ -27,9 +29,20 @@ class ReportAdmin(GISModelAdmin):
                     "predicted_probability", "created_at"]
     list_filter = ["status", "channel", "final_category"]
     search_fields = ["service_request_id", "address", "description"]
-    readonly_fields = ["service_request_id", "photo_sha256", "photo_phash", "model_version",
-                       "predicted_top_k", "created_at", "updated_at", "version"]
+    # Status moves only through reports.services.report_transition (the console), which
+    # checks the workflow and records the event. The original photo is private: no media
+    # URL serves it, so it links to the console's staff-only view instead.
+    exclude = ["photo_original"]
+    readonly_fields = ["service_request_id", "status", "original_photo", "photo_sha256", "photo_phash",
+                       "model_version", "predicted_top_k", "created_at", "updated_at", "version"]
     inlines = [ReportEventInline]
+
+    @admin.display(description="Original photo")
+    def original_photo(self, report: Report) -> str:
+        if not report.pk or not report.photo_original:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("console:original", args=[report.service_request_id]),
+                           report.photo_original.name.rsplit("/", 1)[-1])
 
 
 @admin.register(ApiKey)

@@ -10,6 +10,8 @@ from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
+from . import workflow
+
 
 def private_storage():
     return storages["private"]
@@ -50,19 +52,10 @@ class Category(models.Model):
 
 
 class Report(models.Model):
-    class Status(models.TextChoices):
-        NEW = "new", "New"
-        PENDING = "pending_classification", "Pending classification"
-        NEEDS_REVIEW = "needs_review", "Needs review"
-        TRIAGED = "triaged", "Triaged"
-        IN_PROGRESS = "in_progress", "In progress"
-        FIXED = "fixed", "Fixed"
-        CLOSED = "closed", "Closed"
-        REJECTED = "rejected", "Rejected"
-        DUPLICATE = "duplicate", "Duplicate"
-
-    # Open311 has two states; everything not finished is "open".
-    CLOSED_STATUSES = frozenset({Status.FIXED, Status.CLOSED, Status.REJECTED, Status.DUPLICATE})
+    # The lifecycle (statuses, moves, open/closed) is reports.workflow's; written only by
+    # reports.services.report_transition.
+    Status = workflow.Status
+    CLOSED_STATUSES = workflow.CLOSED
 
     class LocationSource(models.TextChoices):
         CLIENT = "client", "Client coordinates"
@@ -77,7 +70,7 @@ class Report(models.Model):
         IMPORT = "import", "Import"
 
     service_request_id = models.CharField(max_length=16, unique=True, default=new_reference, editable=False)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.NEW)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WEB)
 
     location = models.PointField(geography=True, srid=4326)
@@ -168,7 +161,7 @@ class Report(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in self.CLOSED_STATUSES
+        return workflow.is_open(self.status)
 
     @property
     def category(self) -> Category | None:
@@ -179,12 +172,28 @@ class Report(models.Model):
 class ReportEvent(models.Model):
     """Append-only audit trail: one row per state or label change (UPDATE is refused in SQL)."""
 
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        CLASSIFIED = "classified", "Classified"
+        ROUTED = "routed", "Routed"
+        SPOT_CHECK = "spot_check", "Spot check"
+        CITIZEN_LABEL = "citizen_label", "Citizen's label"
+        VERIFY = "verify", "Verified"
+        CORRECT = "correct", "Corrected"
+        REJECT = "reject", "Rejected"
+        STATUS = "status", "Status changed"
+        REOPEN = "reopen", "Reopened"
+        DUPLICATE = "duplicate", "Marked duplicate"
+        NOTE = "note", "Note"
+        ASSIGN = "assign", "Assigned"
+        ALSO_REPORTED = "also_reported", "Also reported"
+
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     actor_label = models.CharField(max_length=100)  # "citizen", "model:<version>", "api:<key name>", username
-    action = models.CharField(max_length=32)  # created, classified, status, verify, note, ...
+    action = models.CharField(max_length=32, choices=Action.choices)
     field = models.CharField(max_length=32, blank=True)
     from_value = models.CharField(max_length=255, blank=True)
     to_value = models.CharField(max_length=255, blank=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -172,11 +173,50 @@ def enqueue_classification(report_id: int) -> None:
 
 def record_event(*, report: Report, actor=None, actor_label: str = "", action: str, field: str = "",
                  from_value="", to_value="", note: str = "", public: bool = False) -> ReportEvent:
+    """One audit row; `action` is a ReportEvent.Action. Status changes go through report_transition."""
     return ReportEvent.objects.create(
         report=report, actor=actor, actor_label=actor_label or (actor.get_username() if actor else "system"),
-        action=action, field=field, from_value=str(from_value or ""), to_value=str(to_value or ""),
-        note=note, public=public,
+        action=ReportEvent.Action(action), field=field, from_value=str(from_value or ""),
+        to_value=str(to_value or ""), note=note, public=public,
     )
+
+
+def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None, actor_label: str = "",
+                      action: str = "", note: str = "", public: bool = False,
+                      fields: Iterable[str] = ()) -> Report:
+    """Move `report` to status `to`, save it and record the status event: the one writer of
+    Report.status, so every move follows reports.workflow.
+
+    Call inside transaction.atomic() holding the report's row lock, after the caller's own
+    checks (console.services: permission and version; the classifier: still pending).
+    `fields` are other attributes the caller set on `report`, saved with it. A refused move
+    raises ValidationError naming the allowed ones. Leaving rejected drops the reject reason,
+    leaving duplicate the link to the original. Any move but the classifier's bumps the
+    version, so whoever looks at the old state gets a conflict. The event's action defaults
+    to `reopen` out of a closed status, else `status`.
+    """
+    frm = report.status
+    try:
+        workflow.check_transition(frm, to, by=by, has_category=report.final_category_id is not None)
+    except workflow.TransitionRefused as exc:
+        raise ValidationError({"status": str(exc)}, code="transition") from None
+    update = {*fields, "status", "updated_at"}
+    report.status = to
+    if frm == Report.Status.REJECTED and report.reject_reason:
+        report.reject_reason = ""
+        update.add("reject_reason")
+    if frm == Report.Status.DUPLICATE:
+        report.duplicate_of = None
+        update.add("duplicate_of")
+    if by != By.CLASSIFIER:
+        report.version += 1
+        update.add("version")
+    report.save(update_fields=sorted(update))
+    if not action:
+        action = ReportEvent.Action.REOPEN if workflow.is_reopen(frm) else ReportEvent.Action.STATUS
+    record_event(report=report, actor=actor, actor_label=actor_label, action=action, field="status",
+                 from_value=frm, to_value=to, note=note, public=public)
+    return report
 
 
 def report_set_citizen_category(*, report: Report, category: Category) -> Report:
@@ -202,23 +242,24 @@ def report_set_citizen_category(*, report: Report, category: Category) -> Report
         before = r.citizen_category
         r.citizen_category = category
         fields = ["citizen_category"]
-        old_status = r.status
+        back_to_review = False
         if r.predicted_top_k and r.status in (Report.Status.NEEDS_REVIEW, Report.Status.TRIAGED):
             decision = _route_with_citizen_label(r, category.slug)
             r.citizen_model_disagree = decision.citizen_model_disagree
             fields.append("citizen_model_disagree")
             if r.status == Report.Status.TRIAGED and r.auto_triaged and not decision.auto_triaged:
-                r.status, r.auto_triaged = Report.Status.NEEDS_REVIEW, False
-                fields += ["status", "auto_triaged"]
-        r.version += 1
-        r.save(update_fields=[*fields, "version", "updated_at"])
-        record_event(report=r, actor_label="citizen", action="citizen_label", field="citizen_category",
-                     from_value=before.slug if before else "", to_value=category.slug,
+                r.auto_triaged, back_to_review = False, True
+                fields.append("auto_triaged")
+        record_event(report=r, actor_label="citizen", action=ReportEvent.Action.CITIZEN_LABEL,
+                     field="citizen_category", from_value=before.slug if before else "", to_value=category.slug,
                      note=f"model said {r.predicted_label or 'nothing'}")
-        if r.status != old_status:
-            record_event(report=r, actor_label="system", action="routed", field="status", from_value=old_status,
-                         to_value=r.status, note=f"the citizen says {category.slug}, the model said "
-                                                 f"{r.predicted_label}")
+        if back_to_review:
+            report_transition(report=r, to=Report.Status.NEEDS_REVIEW, by=By.CITIZEN, actor_label="system",
+                              action=ReportEvent.Action.ROUTED, fields=fields,
+                              note=f"the citizen says {category.slug}, the model said {r.predicted_label}")
+        else:
+            r.version += 1
+            r.save(update_fields=[*fields, "version", "updated_at"])
     return r
 
 

@@ -183,3 +183,55 @@ def test_reopening_clears_the_reject_reason(supervisor, make_report):
     report = services.report_set_status(report=report, staff=supervisor, status=S.NEEDS_REVIEW,
                                         expected_version=report.version)
     assert (report.status, report.reject_reason) == (S.NEEDS_REVIEW, "")
+
+
+@pytest.mark.django_db
+def test_bulk_over_reports_a_triager_may_not_reopen_changes_nothing(triager, make_report):
+    open_one, fixed = make_report(status=S.TRIAGED), make_report(lat=51.6, status=S.FIXED)
+    with pytest.raises(ValidationError) as exc:
+        services.report_bulk_set_status(selection=[(open_one.pk, 1), (fixed.pk, 1)], staff=triager,
+                                        status=S.IN_PROGRESS)
+    assert fixed.service_request_id in str(exc.value) and open_one.service_request_id not in str(exc.value)
+    assert "reopen_report" in str(exc.value)
+    assert set(Report.objects.values_list("status", "version")) == {(S.TRIAGED, 1), (S.FIXED, 1)}
+    assert not Report.objects.filter(events__actor=triager).exists()
+
+
+@pytest.mark.django_db
+def test_bulk_over_a_mix_through_the_queue_names_the_refused_reports_instead_of_a_403(client, triager, make_report):
+    open_one, fixed = make_report(status=S.TRIAGED), make_report(lat=51.6, status=S.FIXED)
+    client.force_login(triager)
+    response = client.post(reverse("console:bulk"), {"action": "status", "status": "in_progress",
+                                                     "selected": [f"{open_one.pk}:1", f"{fixed.pk}:1"]}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Nothing was changed. Refused for {fixed.service_request_id}" in page
+    assert set(Report.objects.values_list("status", flat=True)) == {S.TRIAGED, S.FIXED}
+
+
+@pytest.mark.django_db
+def test_bulk_with_the_permission_still_changes_the_allowed_and_lists_the_refused_moves(supervisor, make_report):
+    triaged, fixed, review = (make_report(status=S.TRIAGED), make_report(lat=51.6, status=S.FIXED),
+                              make_report(lat=51.7, status=S.NEEDS_REVIEW))
+    result = services.report_bulk_set_status(selection=[(triaged.pk, 1), (fixed.pk, 1), (review.pk, 1)],
+                                             staff=supervisor, status=S.IN_PROGRESS)
+    assert sorted(result.done) == sorted([triaged.service_request_id, fixed.service_request_id])
+    assert "Cannot go from needs_review to in_progress" in result.errors[review.service_request_id]
+    fixed.refresh_from_db()
+    assert (fixed.status, fixed.version) == (S.IN_PROGRESS, 2)
+    assert fixed.events.get(action="reopen").from_value == S.FIXED
+
+
+@pytest.mark.django_db
+def test_every_staff_status_change_goes_through_the_workflow_and_is_recorded(supervisor, make_report):
+    report = make_report(predicted="pothole")
+    report = services.report_verify(report=report, staff=supervisor, category=category("pothole"), expected_version=1)
+    report = services.report_set_status(report=report, staff=supervisor, status=S.FIXED,
+                                        expected_version=report.version)
+    report = services.report_set_status(report=report, staff=supervisor, status=S.TRIAGED,
+                                        expected_version=report.version, note="came back")
+    moves = list(report.events.filter(field="status").exclude(action="created")
+                 .values_list("action", "from_value", "to_value"))
+    assert moves == [("status", S.NEEDS_REVIEW, S.TRIAGED), ("status", S.TRIAGED, S.FIXED),
+                     ("reopen", S.FIXED, S.TRIAGED)]
+    assert report.version == 4
