@@ -7,7 +7,7 @@ from django.db import connection
 from PIL import Image
 
 from classifier.models import ModelVersion, TrainingSplit
-from classifier.retrain import LOCK_KEY, gate, gate_slices, gates_to_apply, retrain
+from classifier.retrain import LOCK_KEY, data_shortfalls, gate, gate_slices, gates_to_apply, retrain
 from classifier.services import model_activate, model_register
 from classifier.training_data import assign_splits, export_training_set
 from tests import images
@@ -104,6 +104,23 @@ def test_retrain_skips_with_too_few_new_labels(tmp_path, settings):
     assert (tmp_path / "runs").glob("*/report.md")
 
 
+def test_retrain_now_on_almost_nothing_trains_and_promotes_nothing(tmp_path, settings):
+    """Issue 13 item 11: "Retrain now" (forced) with 7 labels once promoted a model judged on a
+    2-photo holdout. Below the minimums nothing is trained, and the run says what is missing."""
+    settings.RETRAIN_DIR = tmp_path / "runs"
+    settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar
+    settings.TRAINING_PYTHON = "/bin/false"  # training would fail the test loudly
+    for label, n in (("pothole", 5), ("graffiti", 2)):
+        for i in range(n):
+            verified_report(images.jpeg(color=(20 * i + 7, len(label) * 9, n * 31)), label)
+    report = retrain(force=True)
+    assert report["outcome"] == "skipped" and "too little data" in report["reason"]
+    assert "graffiti has" in report["reason"] and "holdout" in report["reason"]
+    assert ModelVersion.objects.count() == 0
+    settings.RETRAIN_MIN_LABELS_PER_CLASS, settings.RETRAIN_MIN_HOLDOUT = 1, 1
+    assert data_shortfalls(train_per_class={"pothole": 4, "graffiti": 2}, holdout=1) == []
+
+
 def test_retrain_is_skipped_while_another_run_holds_the_lock(tmp_path, settings):
     settings.RETRAIN_DIR = tmp_path / "runs"
     params = connection.get_connection_params()
@@ -119,6 +136,7 @@ def test_crash_in_training_leaves_the_active_model_untouched_and_releases_the_lo
     settings.RETRAIN_DIR = tmp_path / "runs"
     model_activate(version=model_register(source_dir=model_dir("v1")).version)
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 6)))
+    settings.RETRAIN_MIN_LABELS_PER_CLASS, settings.RETRAIN_MIN_HOLDOUT = 1, 0  # not about the data minimums
     settings.TRAINING_PYTHON = "/bin/false"
     with pytest.raises(RuntimeError, match="training train failed"):
         retrain(force=True)
@@ -136,6 +154,7 @@ def test_retrain_end_to_end_trains_evaluates_and_promotes(tmp_path, settings):
     settings.RETRAIN_DIR = tmp_path / "runs"
     settings.RETRAIN_MIN_NEW_LABELS = 1
     settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar: 10 generated photos per class
+    settings.RETRAIN_MIN_LABELS_PER_CLASS, settings.RETRAIN_MIN_HOLDOUT = 1, 0  # nor the data minimums
     settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1",
                               "--batch-size", "8", "--image-size", "96", "--resize-size", "110"]
     call_command("import_labelled_photos", str(write_folder(tmp_path / "a", 10)))
@@ -167,6 +186,7 @@ def test_retrain_rejects_a_candidate_that_is_worse_on_the_councils_photos(tmp_pa
     settings.RETRAIN_DIR = tmp_path / "runs"
     settings.RETRAIN_MIN_NEW_LABELS = 1
     settings.MIN_PHOTOS_NEW_CLASS = 1  # not about the new-class bar: 5 local photos per class
+    settings.RETRAIN_MIN_LABELS_PER_CLASS, settings.RETRAIN_MIN_HOLDOUT = 1, 0  # nor the data minimums
     settings.TRAINING_ARGS = ["--epochs", "1", "--epoch-images", "16", "--cache-views", "1", "--batch-size", "8",
                               "--image-size", "96", "--resize-size", "110", "--local-share", "0"]
     local_reports(tmp_path / "local", 5, looks_like={"pothole": "no_issue", "no_issue": "pothole"})
