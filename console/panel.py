@@ -103,12 +103,13 @@ def holdout_by_source(version) -> list[dict]:
 def retrain_runs_context(*, active, registry_available: bool) -> dict:
     """Recent retrain runs (why, who, outcome) and progress toward the correction triggers."""
     if not registry_available:
-        return {"retrain_runs": [], "open_run": None, "triggers": None}
+        return {"retrain_runs": [], "open_run": None, "triggers": None, "retrain_shortfalls": []}
+    from classifier.retrain import promotion_shortfalls
     from classifier.runs import open_retrain_run, recent_retrain_runs
     from classifier.triggers import trigger_status
 
     return {"retrain_runs": recent_retrain_runs(limit=10), "open_run": open_retrain_run(),
-            "triggers": trigger_status(active=active)}
+            "triggers": trigger_status(active=active), "retrain_shortfalls": promotion_shortfalls()}
 
 
 @dataclass

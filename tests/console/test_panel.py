@@ -326,3 +326,17 @@ def test_confusion_matrix_counts_live_decisions_since_activation(client, supervi
     table = html.split('id="confusion-matrix"')[1].split("</table>")[0]
     rows = [[cell.split(">")[-1] for cell in tr.split("</td>")[:-1]] for tr in table.split("<tr>")[2:]]
     assert rows == [["2", "1", "0"], ["1", "0", "0"], ["0", "1", "1"]]
+
+
+@pytest.mark.django_db
+def test_panel_says_no_model_can_be_promoted_while_the_data_is_below_the_minimums(client, supervisor, triager,
+                                                                                   make_report, active_model, settings):
+    settings.RETRAIN_MIN_LABELS_PER_CLASS, settings.RETRAIN_MIN_HOLDOUT = 10, 20
+    for _ in range(3):
+        r = make_report(predicted="pothole", model_version="v1")
+        services.report_verify(report=r, staff=triager, category=category("pothole"), expected_version=1)
+    client.force_login(supervisor)
+    html = client.get(reverse("console:model")).content.decode()
+    box = html.split('id="retrain-shortfalls"')[1].split("</div>")[0]
+    assert "each class needs 10 verified photos" in box and "pothole has 3" in box
+    assert "at least 20 holdout photos" in box
