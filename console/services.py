@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from reports import workflow
 from reports.models import Category, Report, ReportEvent
 from reports.services import record_event, report_transition
+from reports.validation import clean_text
 from reports.workflow import By
 
 from .models import ReportAssignment
@@ -217,11 +218,9 @@ def report_mark_duplicate(*, report: Report, original: Report, staff: AbstractBa
 def report_add_note(*, report: Report, staff: AbstractBaseUser, text: str, public: bool) -> ReportEvent:
     """Notes never conflict (append-only), so no version check. Public ones show in Open311 status_notes."""
     require(staff, "console.add_note")
-    text = text.strip()
+    text = clean_text(text, field="note", label="Note", max_length=2000)  # the intake's character rules too
     if not text:
         raise ValidationError({"note": "The note is empty."})
-    if len(text) > 2000:
-        raise ValidationError({"note": "Notes are limited to 2000 characters."})
     with transaction.atomic():
         Report.objects.filter(pk=report.pk).update(updated_at=timezone.now())
         return record_event(report=report, actor=staff, action=A.NOTE, note=text, public=public)

@@ -6,7 +6,8 @@ from .models import Category, Report
 
 
 class ReportForm(forms.Form):
-    """The citizen form. Coordinates are validated again by the service."""
+    """The citizen form. Its limits are the model's; reports.services.report_create checks
+    everything again (the one validation path every channel shares)."""
 
     photo = forms.FileField(
         label="Photo of the problem",
@@ -26,11 +27,13 @@ class ReportForm(forms.Form):
         empty_label="Not sure — let us work it out", label="What kind of problem is it? (optional)",
     )
     description = forms.CharField(
-        required=False, max_length=2000, label="Anything else we should know? (optional)",
+        required=False, max_length=Report._meta.get_field("description").max_length,
+        label="Anything else we should know? (optional)",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     email = forms.EmailField(
-        required=False, label="Your email (optional, never shown publicly)",
+        required=False, max_length=Report._meta.get_field("reporter_email").max_length,
+        label="Your email (optional, never shown publicly)",
         help_text="We will only use it to tell you about this report.",
     )
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -9,7 +10,8 @@ from django.conf import settings
 from django.contrib.gis.geos import GEOSGeometry, Point
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 
 from . import photos, validation, workflow
 from .models import Category, Report, ReportEvent, ReportSupporter
@@ -23,6 +25,7 @@ logger = logging.getLogger(__name__)
 class Intake:
     report: Report
     created: bool  # False when an identical photo was already reported
+    supporter: ReportSupporter | None = None  # set when created is False and the sender was recorded
 
 
 def parse_coordinate(value, *, name: str, limit: float) -> float | None:
@@ -63,6 +66,64 @@ def _active_category(slug: str | None) -> Category | None:
         raise ValidationError({"category": f"Unknown category {slug!r}."}, code="invalid") from None
 
 
+def _field_limit(name: str) -> int:
+    return Report._meta.get_field(name).max_length
+
+
+def _checked(errors: dict, check, *args, **kwargs):
+    """check(...)'s value, or None with its messages added to `errors` (to report every bad field at once)."""
+    try:
+        return check(*args, **kwargs)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+        return None
+
+
+class _DeleteFilesUnlessCommitted:
+    """An on_commit callback that deletes files if the transaction they belong to rolls back.
+
+    Django has no rollback hook, but on a rollback (of the outermost atomic, or of a
+    savepoint the callback was registered under) it drops the pending callback; once
+    dropped without having run, the finalizer deletes the files.
+    """
+
+    def __init__(self, files: list[tuple]):
+        self.state = {"committed": False}
+        weakref.finalize(self, _delete_files_unless_committed, files, self.state)
+
+    def __call__(self) -> None:
+        self.state["committed"] = True
+
+
+def _delete_files_unless_committed(files: list[tuple], state: dict) -> None:
+    if not state["committed"]:
+        for storage, name in files:
+            storage.delete(name)
+
+
+def _existing_report(sha256: str) -> Report | None:
+    """The report this photo already belongs to: the original, not a staff-merged duplicate."""
+    found = (Report.objects.filter(photo_sha256=sha256)
+             .order_by(F("duplicate_of").asc(nulls_first=True), "created_at").select_related("duplicate_of").first())
+    return found.duplicate_of or found if found else None
+
+
+def _also_reported(*, report: Report, channel: str, reporter_name: str, reporter_email: str,
+                   actor_label: str) -> Intake:
+    """Someone sent a photo already reported: record them (once per email) instead of a second row."""
+    email = reporter_email.lower()
+    if email and (report.reporter_email.lower() == email
+                  or report.supporters.filter(reporter_email__iexact=email).exists()):
+        return Intake(report=report, created=False)
+    with transaction.atomic():
+        supporter = ReportSupporter.objects.create(report=report, channel=channel, reporter_name=reporter_name,
+                                                   reporter_email=reporter_email)
+        record_event(report=report, actor_label=actor_label, action=ReportEvent.Action.ALSO_REPORTED,
+                     note=f"via {channel}")
+    logger.info("report %s also reported via %s", report.service_request_id, channel)
+    return Intake(report=report, created=False, supporter=supporter)
+
+
 def report_create(
     *,
     photo: bytes,
@@ -82,19 +143,40 @@ def report_create(
     """Validate everything, then store the report, its three photo files and a
     `created` event in one transaction; classification is enqueued after commit.
 
-    Raises ValidationError (message per field) before anything is written. If
-    storing fails half-way, the files already written are removed again.
+    The one validation path for every channel: text limits and characters
+    (reports.validation), coordinates, category, then the photo. Raises
+    ValidationError (a message per field; the photo's under "photo") before
+    anything is written. A photo already reported (same bytes, also when sent
+    concurrently: a unique index decides) gives created=False and the sender is
+    recorded as a ReportSupporter. The stored files are removed again if storing
+    fails half-way or if the caller's transaction rolls back later.
     """
-    lat = parse_coordinate(latitude, name="latitude", limit=90)
-    lon = parse_coordinate(longitude, name="longitude", limit=180)
+    errors: dict[str, list[str]] = {}
+    clean_text, limit = validation.clean_text, _field_limit
+    description = _checked(errors, clean_text, description, field="description", label="Description",
+                           max_length=limit("description"))
+    address = _checked(errors, clean_text, address, field="address", label="Address", max_length=limit("address"))
+    reporter_name = _checked(errors, clean_text, reporter_name, field="reporter_name", label="Name",
+                             max_length=limit("reporter_name"))
+    reporter_email = _checked(errors, validation.clean_email, reporter_email, field="reporter_email",
+                              max_length=limit("reporter_email"))
+    media_url = _checked(errors, validation.clean_url, media_url, field="media_url", max_length=limit("media_url"))
+    lat = _checked(errors, parse_coordinate, latitude, name="latitude", limit=90)
+    lon = _checked(errors, parse_coordinate, longitude, name="longitude", limit=180)
+    citizen_category = _checked(errors, _active_category, category)
+    if errors:
+        raise ValidationError(errors)
     if (lat is None) != (lon is None):
         raise ValidationError({"location": "Give both latitude and longitude, or neither."}, code="invalid")
-    citizen_category = _active_category(category)
-    info = photos.read_photo(photo)
+    try:
+        info = photos.read_photo(photo)
+    except ValidationError as exc:
+        raise ValidationError({"photo": exc}) from None
 
-    existing = Report.objects.filter(photo_sha256=info.sha256).order_by("created_at").first()
+    existing = _existing_report(info.sha256)
     if existing is not None:
-        return Intake(report=existing, created=False)
+        return _also_reported(report=existing, channel=channel, reporter_name=reporter_name,
+                              reporter_email=reporter_email, actor_label=actor_label)
 
     exif_point = Point(info.gps[1], info.gps[0], srid=4326) if info.gps else None
     if lat is not None:
@@ -121,11 +203,11 @@ def report_create(
         location=point,
         location_source=source,
         exif_location=exif_point,
-        address=address.strip(),
-        description=description.strip(),
+        address=address,
+        description=description,
         citizen_category=citizen_category,
-        reporter_name=reporter_name.strip(),
-        reporter_email=reporter_email.strip(),
+        reporter_name=reporter_name,
+        reporter_email=reporter_email,
         photo_format=info.format,
         photo_width=info.width,
         photo_height=info.height,
@@ -135,28 +217,33 @@ def report_create(
     )
     if exif_point is not None and source != Report.LocationSource.EXIF:
         report.exif_distance_m = geodesic_distance_m(point, exif_point)
-    report.full_clean(exclude=["photo_original", "photo_public", "photo_thumbnail"])
+    # The unique photo index is checked by the INSERT itself (validating it here would race).
+    report.full_clean(exclude=["photo_original", "photo_public", "photo_thumbnail"], validate_constraints=False)
     public_bytes, thumb_bytes = photos.public_derivative(info), photos.thumbnail(info)
     ref = report.service_request_id
-    saved: list = []
+    saved: list[tuple] = []
     try:
         with transaction.atomic():
-            report.photo_original.save(f"originals/{ref}.{info.extension}", ContentFile(info.data), save=False)
-            saved.append(report.photo_original)
-            report.photo_public.save(f"photos/{ref}.jpg", ContentFile(public_bytes), save=False)
-            saved.append(report.photo_public)
-            report.photo_thumbnail.save(f"thumbs/{ref}.jpg", ContentFile(thumb_bytes), save=False)
-            saved.append(report.photo_thumbnail)
+            for field, name, data in ((report.photo_original, f"originals/{ref}.{info.extension}", info.data),
+                                      (report.photo_public, f"photos/{ref}.jpg", public_bytes),
+                                      (report.photo_thumbnail, f"thumbs/{ref}.jpg", thumb_bytes)):
+                field.save(name, ContentFile(data), save=False)
+                saved.append((field.storage, field.name))
             report.save()
             ReportEvent.objects.create(
                 report=report, actor_label=actor_label, action="created",
                 field="status", to_value=report.status,
             )
+            transaction.on_commit(_DeleteFilesUnlessCommitted(saved))
             if classify:
                 transaction.on_commit(lambda: enqueue_classification(report.pk))
-    except BaseException:
-        for f in saved:
-            f.storage.delete(f.name)
+    except BaseException as exc:
+        for storage, name in saved:
+            storage.delete(name)
+        if isinstance(exc, IntegrityError) and (existing := _existing_report(info.sha256)) is not None:
+            # Another upload of the same photo committed first.
+            return _also_reported(report=existing, channel=channel, reporter_name=reporter_name,
+                                  reporter_email=reporter_email, actor_label=actor_label)
         raise
     logger.info("report %s created via %s at %s", ref, channel, point.coords)
     return Intake(report=report, created=True)

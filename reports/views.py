@@ -18,6 +18,16 @@ from .forms import CitizenLabelForm, ReportForm
 from .models import Category, Report
 
 
+FORM_FIELDS = {"reporter_email": "email"}  # report_create's error keys -> the form's field names
+ALSO_REPORTED_KEY = "also_reported"  # references this session sent a photo of that someone had already reported
+
+
+def _also_reported_store(session, *, reference: str) -> None:
+    """So the thank-you page says "already reported as <reference>" to this sender only."""
+    refs = [r for r in session.get(ALSO_REPORTED_KEY, []) if r != reference]
+    session[ALSO_REPORTED_KEY] = [*refs, reference][-tokens.SESSION_LIMIT:]
+
+
 def _throttled(request, form) -> int | None:
     """Retry-After seconds when this submission is over a limit; the form then says when to try again
     and keeps what was typed."""
@@ -46,16 +56,21 @@ def report_new(request):
                     description=d["description"], reporter_email=d["email"],
                 )
             except ValidationError as exc:
-                for field, messages in exc.message_dict.items():
+                errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+                for field, messages in errors.items():
+                    field = FORM_FIELDS.get(field, field)
                     # "location" and the hidden coordinate fields have no visible place: shown at the top.
                     visible = field in form.fields and not form.fields[field].widget.is_hidden
                     for message in messages:
                         form.add_error(field if visible else None, message)
             else:
+                reference = intake.report.service_request_id
                 throttle.submission_accepted(request)
                 if intake.created:  # an identical photo already reported by someone else is not theirs to label
-                    tokens.session_token_store(request.session, reference=intake.report.service_request_id)
-                return redirect("report-thanks", reference=intake.report.service_request_id)
+                    tokens.session_token_store(request.session, reference=reference)
+                else:
+                    _also_reported_store(request.session, reference=reference)
+                return redirect("report-thanks", reference=reference)
         if form.errors and status == 200:
             status = 400
     response = render(request, "reports/report_form.html", {"form": form}, status=status)
@@ -96,7 +111,9 @@ def _suggestion_context(request, report: Report, *, error: str = "") -> dict:
 
 def report_thanks(request, reference: str):
     report = _report_or_404(reference)
-    return render(request, "reports/report_thanks.html", _suggestion_context(request, report))
+    context = _suggestion_context(request, report)
+    context["already_reported"] = reference in request.session.get(ALSO_REPORTED_KEY, [])
+    return render(request, "reports/report_thanks.html", context)
 
 
 def report_status(request, reference: str):
