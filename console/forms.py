@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
+from reports import params
 from reports.models import Category, Report
 
 from .selectors import CATEGORY_FIELDS, SORTS, QueueFilters
@@ -42,21 +44,22 @@ class QueueFilterForm(forms.Form):
             Category.objects.order_by("order", "name").values_list("slug", "name"))
 
     def clean_bbox(self):
-        raw = self.cleaned_data["bbox"].strip()
-        if not raw:
-            return None
         try:
-            values = tuple(float(v) for v in raw.split(","))
-        except ValueError:
-            raise forms.ValidationError("Map area must be four numbers: min_lon,min_lat,max_lon,max_lat.") from None
-        if len(values) != 4:
-            raise forms.ValidationError("Map area must be four numbers: min_lon,min_lat,max_lon,max_lat.")
-        min_lon, min_lat, max_lon, max_lat = values
-        if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180 and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):
-            raise forms.ValidationError("Map area is outside -180..180 longitude / -90..90 latitude.")
-        if min_lon > max_lon or min_lat > max_lat:
-            raise forms.ValidationError("Map area minimum is larger than its maximum.")
-        return values
+            return params.parse_bbox(self.cleaned_data["bbox"], name="bbox", label="Map area")
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+    def _clean_day(self, name: str):
+        try:
+            return params.check_date(self.cleaned_data[name], name=name)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+    def clean_date_from(self):
+        return self._clean_day("date_from")
+
+    def clean_date_to(self):
+        return self._clean_day("date_to")
 
     def to_filters(self, user) -> QueueFilters:
         """Call after is_valid(); invalid fields fall back to their defaults."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.contrib.gis.db.models.functions import Distance
-from django.contrib.gis.geos import Polygon
 from django.contrib.gis.measure import D
 from django.db.models import BooleanField, Count, FloatField, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from reports.models import Category, Report
 from reports.photos import hamming
+from reports.selectors import in_bbox
 
 S = Report.Status
 # Sort key of the default queue: least confident first (unclassified = -1, i.e. first), then oldest.
@@ -97,7 +97,7 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
     if filters.date_to:
         qs = qs.filter(created_at__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
     if filters.bbox:
-        qs = qs.filter(location__bboverlaps=Polygon.from_bbox(filters.bbox))
+        qs = qs.filter(in_bbox(filters.bbox))
     if filters.disagree:
         qs = qs.filter(citizen_model_disagree=True)
     if filters.possibly_not_issue:

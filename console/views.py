@@ -349,12 +349,24 @@ def map_view(request):
                                                 "nav": "map"})
 
 
+def _strict_filters(request):
+    """(filters, None), or (None, a 400 JSON naming the bad parameter): unlike the queue page, the map
+    and the exports never fall back to a default, which could silently widen what they return."""
+    form, filters = _filters(request)
+    if not form.errors:
+        return filters, None
+    errors = {name: list(messages_) for name, messages_ in form.errors.items()}
+    name, first = next(iter(errors.items()))
+    detail = first[0] if first[0].startswith(name) else f"{name}: {first[0]}"
+    return None, JsonResponse({"detail": detail, "errors": errors}, status=400)
+
+
 @require_GET
 @staff_view
 def map_geojson(request):
-    form, filters = _filters(request)
-    if form.errors.get("bbox"):
-        return JsonResponse({"detail": form.errors["bbox"][0]}, status=400)
+    filters, refused = _strict_filters(request)
+    if refused:
+        return refused
     return JsonResponse(selectors.map_features(filters))
 
 
@@ -369,8 +381,7 @@ EXPORT_FIELDS = ["reference", "status", "created_at", "latitude", "longitude", "
 CONTACT_FIELDS = ["reporter_name", "reporter_email"]
 
 
-def _export_rows(request):
-    _, filters = _filters(request)
+def _export_rows(request, filters):
     contact = request.user.has_perm("console.view_contact")
     qs = (selectors.filtered_reports(filters).order_by("created_at", "pk")
           .select_related("citizen_category", "final_category", "verified_by", "duplicate_of"))
@@ -395,12 +406,15 @@ def _export_rows(request):
 @require_GET
 @staff_view
 def export_csv(request):
+    filters, refused = _strict_filters(request)
+    if refused:
+        return refused
     fields = EXPORT_FIELDS + (CONTACT_FIELDS if request.user.has_perm("console.view_contact") else [])
     writer = csv.DictWriter(_Echo(), fieldnames=fields)
 
     def lines():
         yield writer.writeheader()
-        for row in _export_rows(request):
+        for row in _export_rows(request, filters):
             yield writer.writerow(row)
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="reports.csv"'
@@ -410,9 +424,13 @@ def export_csv(request):
 @require_GET
 @staff_view
 def export_geojson(request):
+    filters, refused = _strict_filters(request)
+    if refused:
+        return refused
+
     def chunks():
         yield '{"type": "FeatureCollection", "features": ['
-        for i, row in enumerate(_export_rows(request)):
+        for i, row in enumerate(_export_rows(request, filters)):
             feature = {"type": "Feature", "geometry": {"type": "Point",
                                                        "coordinates": [row.pop("longitude"), row.pop("latitude")]},
                        "properties": row}

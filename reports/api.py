@@ -4,19 +4,22 @@ from __future__ import annotations
 from django.db.models import Q
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field,
+                                   extend_schema_view)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.filters import BaseFilterBackend
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
-from . import selectors, services, throttle
+from . import params, selectors, services, throttle
 from .apikeys import api_key_check
 from .models import Category, Report
+from .text import printable
 
 
 def exception_handler(exc, context):
@@ -31,6 +34,23 @@ def exception_handler(exc, context):
         response.data = {"detail": first[0] if isinstance(first, list) and first else str(first),
                          "errors": response.data}
     return response
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error this API answers: the first message, then every message by field."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer, description=why) for code, why in [
+    (400, "Bad input: `detail` says what, `errors` by field. Nothing was stored."),
+    (403, "The X-Api-Key is wrong or inactive."),
+    (404, "No report with that reference."),
+    (411, "The request had no Content-Length (a chunked upload)."),
+    (413, "The upload is larger than the photo limit."),
+    (429, "Too many requests from this client; try again later."),
+]}
 
 
 def request_api_key(request):
@@ -53,6 +73,13 @@ def public_category(report: Report) -> Category | None:
     return report.final_category or report.citizen_category or model
 
 
+class PrintableCharField(serializers.CharField):
+    """Text as stored, less the characters no feed may carry (reports.text)."""
+
+    def to_representation(self, value):
+        return printable(super().to_representation(value))
+
+
 class ReportPublicSerializer(serializers.ModelSerializer):
     """Public fields only: no reporter contact details, no original photo, no model internals."""
 
@@ -64,7 +91,9 @@ class ReportPublicSerializer(serializers.ModelSerializer):
     longitude = serializers.SerializerMethodField()
     photo_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
-    duplicate_of = serializers.SlugRelatedField(slug_field="service_request_id", read_only=True)
+    duplicate_of = serializers.SlugRelatedField(slug_field="service_request_id", read_only=True, allow_null=True)
+    description = PrintableCharField(read_only=True)
+    address = PrintableCharField(read_only=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -102,6 +131,11 @@ class ReportPublicSerializer(serializers.ModelSerializer):
         return self._abs(f"/report/{obj.service_request_id}/")
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class PhotoField(serializers.FileField):
+    """A file part: `format: binary` in the schema, where drf-spectacular would say `uri`."""
+
+
 def _limit(field: str) -> int:
     return Report._meta.get_field(field).max_length
 
@@ -110,7 +144,7 @@ class ReportCreateSerializer(serializers.Serializer):
     """The shape of the request; reports.services.report_create applies the same limits again
     (and the character rules), as it does for every channel."""
 
-    photo = serializers.FileField(help_text="JPEG, PNG, WebP or HEIC; at most PHOTO_MAX_BYTES.")
+    photo = PhotoField(help_text="JPEG, PNG, WebP or HEIC; at most PHOTO_MAX_BYTES.")
     latitude = serializers.CharField(required=False, allow_blank=True, help_text="WGS84 degrees; omit to use the photo's GPS")
     longitude = serializers.CharField(required=False, allow_blank=True)
     category = serializers.SlugField(required=False, allow_blank=True)
@@ -146,7 +180,8 @@ class ReportCreateView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request={"multipart/form-data": ReportCreateSerializer},
-                   responses={201: ReportCreatedSerializer, 200: ReportCreatedSerializer})
+                   responses={201: ReportCreatedSerializer, 200: ReportCreatedSerializer,
+                              **{code: ERRORS[code] for code in (400, 403, 411, 413, 429)}})
     def post(self, request):
         key = request_api_key(request)
         throttle.submission_check(request, api_key=key)
@@ -168,6 +203,7 @@ class ReportCreateView(APIView):
         return Response(body, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK)
 
 
+@extend_schema_view(get=extend_schema(responses={200: ReportPublicSerializer, 404: ERRORS[404]}))
 class ReportDetailView(generics.RetrieveAPIView):
     serializer_class = ReportPublicSerializer
     lookup_field = "service_request_id"
@@ -205,14 +241,27 @@ class ReportFilter(filters.FilterSet):
         )
 
 
+class BBoxFilter(BaseFilterBackend):
+    """`in_bbox`, parsed by reports.params (400 when bad) and compared as a web map draws it."""
+
+    def filter_queryset(self, request, queryset, view):
+        bbox = params.parse_bbox(request.query_params.get("in_bbox"), name="in_bbox")
+        return queryset.filter(selectors.in_bbox(bbox)) if bbox else queryset
+
+
+IN_BBOX = OpenApiParameter(
+    "in_bbox", OpenApiTypes.STR, description=f"{params.BBOX_FORMAT} in WGS84 degrees, e.g. -0.2,51.4,0.0,51.6; "
+                                             "any box within -180..180 / -90..90, the whole world included")
+
+
+@extend_schema_view(get=extend_schema(parameters=[IN_BBOX], responses={200: ReportGeoSerializer(many=True),
+                                                                       400: ERRORS[400]}))
 class ReportGeoListView(generics.ListAPIView):
     """GeoJSON FeatureCollection; `in_bbox=min_lon,min_lat,max_lon,max_lat`."""
 
     serializer_class = ReportGeoSerializer
-    filter_backends = [InBBoxFilter, filters.DjangoFilterBackend]
+    filter_backends = [BBoxFilter, filters.DjangoFilterBackend]
     filterset_class = ReportFilter
-    bbox_filter_field = "location"
-    bbox_filter_include_overlapping = True
     pagination_class = None
 
     def get_queryset(self):

@@ -5,23 +5,23 @@ lists) and rendered either as JSON or as the spec's XML, where a list's items
 are named by `LIST_ITEMS` (<services><service>, <errors><error>, ...).
 Every error, in either format, is the spec's list of {code, description}.
 
-Extensions to the spec: `page`/`page_size` on GET requests, and a `media`
+Extensions to the spec: `page`/`page_size` and `lat`/`long`/`radius` (metres) on GET
+requests, and a `media`
 file upload on POST (required here: reports are photo-first; `media_url` is
 stored but never fetched).
 """
 from __future__ import annotations
 
 import functools
-import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.gis.measure import D
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import Throttled
 
@@ -29,6 +29,8 @@ from . import selectors, services, throttle
 from .api import public_category
 from .apikeys import api_key_check
 from .models import Category, Report, ReportEvent
+from .params import parse_datetime_param, parse_near, parse_positive_int
+from .text import printable
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-28T00:00:00+00:00"  # when this API last changed shape (discovery's changeset)
@@ -63,6 +65,7 @@ def _element(tag: str, value) -> ET.Element:
 
 def render(fmt: str, root: str, data, status: int = 200) -> HttpResponse:
     """`data` as JSON, or as XML under <root> (e.g. root="services" gives <services><service>...)."""
+    data = printable(data)  # the same text in both formats, and always well-formed XML
     if fmt == "json":
         return JsonResponse(data, status=status, safe=False, content_type=FORMATS["json"])
     body = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(_element(root, data), encoding="unicode")
@@ -162,23 +165,9 @@ def _with_public_notes(queryset):
 
 # Query parameters -----------------------------------------------------------
 
-def _parse_datetime_param(name: str, value: str) -> datetime:
-    """W3C datetime ('2026-01-31T09:00:00Z', '...+01:00') or a date (midnight, local time)."""
-    value = re.sub(r" (\d\d:?\d\d)$", r"+\1", value.strip())  # an unencoded '+' arrives as a space
-    try:
-        parsed = parse_datetime(value)
-        if parsed is None and (day := parse_date(value)) is not None:
-            parsed = datetime.combine(day, time.min)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise Open311Error(400, f"{name} must be a W3C datetime such as 2026-01-31T09:00:00Z, got {value[:40]!r}.")
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
-
-
-def _date_window(params) -> tuple[datetime, datetime]:
-    start = _parse_datetime_param("start_date", params["start_date"]) if params.get("start_date") else None
-    end = _parse_datetime_param("end_date", params["end_date"]) if params.get("end_date") else None
+def _date_window(query) -> tuple[datetime, datetime]:
+    start = parse_datetime_param(query.get("start_date"), name="start_date")
+    end = parse_datetime_param(query.get("end_date"), name="end_date")
     if start is None and end is None:
         end = timezone.now()
     if start is None:
@@ -192,17 +181,8 @@ def _date_window(params) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _csv(params, name: str) -> list[str]:
-    return [part.strip() for part in params.get(name, "").split(",") if part.strip()]
-
-
-def _positive_int(params, name: str, default: int, maximum: int) -> int:
-    raw = params.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise Open311Error(400, f"{name} must be a whole number between 1 and {maximum}, got {raw[:20]!r}.")
-    return int(raw)
+def _csv(query, name: str) -> list[str]:
+    return [part.strip() for part in query.get(name, "").split(",") if part.strip()]
 
 
 def _search(params):
@@ -213,6 +193,9 @@ def _search(params):
         return queryset.filter(service_request_id__in=ids)
     start, end = _date_window(params)
     queryset = queryset.filter(created_at__gte=start, created_at__lte=end)
+    if near := parse_near(params.get("lat"), params.get("long"), params.get("radius")):
+        point, metres = near
+        queryset = queryset.filter(location__dwithin=(point, D(m=metres)))
     if codes := _csv(params, "service_code"):
         # the category public_category() shows: staff's, else citizen's, else the model's
         queryset = queryset.filter(
@@ -272,8 +255,9 @@ def service_definition(request, fmt, code):
 def service_requests(request, fmt):
     if request.method == "POST":
         return _create(request, fmt)
-    page_size = _positive_int(request.GET, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    page = _positive_int(request.GET, "page", 1, MAX_PAGE)
+    page_size = parse_positive_int(request.GET.get("page_size"), name="page_size", default=DEFAULT_PAGE_SIZE,
+                                   maximum=MAX_PAGE_SIZE)
+    page = parse_positive_int(request.GET.get("page"), name="page", default=1, maximum=MAX_PAGE)
     offset = (page - 1) * page_size
     reports = _with_public_notes(_search(request.GET))[offset:offset + page_size]
     return render(fmt, "service_requests", [request_data(r, request) for r in reports])

@@ -1,7 +1,11 @@
 """Read-only queries for public views and APIs."""
 from __future__ import annotations
 
+from django.contrib.gis.db.models import PointField
+from django.contrib.gis.db.models.lookups import BBOverlapsLookup
+from django.contrib.gis.geos import Polygon
 from django.db.models import QuerySet
+from django.db.models.functions import Cast
 
 from .models import Report, ReportEvent
 
@@ -9,6 +13,18 @@ from .models import Report, ReportEvent
 def public_reports() -> QuerySet[Report]:
     """Reports as the public may see them (no reporter details are ever rendered from these)."""
     return Report.objects.select_related("final_category", "citizen_category", "predicted_category", "duplicate_of")
+
+
+def in_bbox(bbox: tuple[float, float, float, float], field: str = "location") -> BBOverlapsLookup:
+    """A filter() condition: the point lies in the lon/lat box (min_lon, min_lat, max_lon, max_lat).
+
+    Compared as planar geometry, as a web map draws the box: a geography polygon's edges
+    follow great circles (a -170..170 box becomes a sliver across the antimeridian) and
+    PostGIS refuses one with a 180-degree edge.
+    """
+    box = Polygon.from_bbox(bbox)
+    box.srid = 4326
+    return BBOverlapsLookup(Cast(field, PointField(srid=4326)), box)
 
 
 def report_by_reference(reference: str) -> Report | None:

@@ -17,7 +17,9 @@
 
   function load() {
     var b = map.getBounds();
-    var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(6); }).join(",");
+    // Zoomed out, Leaflet's bounds run past the world's edges, which the server refuses.
+    var bbox = [[b.getWest(), 180], [b.getSouth(), 90], [b.getEast(), 180], [b.getNorth(), 90]]
+      .map(function (v) { return Math.max(-v[1], Math.min(v[1], v[0])).toFixed(6); }).join(",");
     var params = new URLSearchParams(filters); params.set("bbox", bbox);
     queueLink.href = cfg.queue + "?" + params.toString();
     if (pending) pending.abort();
