@@ -131,13 +131,13 @@ class ReportPublicSerializer(serializers.ModelSerializer):
         return self._abs(f"/report/{obj.service_request_id}/")
 
 
+def _limit(field: str) -> int:
+    return Report._meta.get_field(field).max_length
+
+
 @extend_schema_field(OpenApiTypes.BINARY)
 class PhotoField(serializers.FileField):
     """A file part: `format: binary` in the schema, where drf-spectacular would say `uri`."""
-
-
-def _limit(field: str) -> int:
-    return Report._meta.get_field(field).max_length
 
 
 class ReportCreateSerializer(serializers.Serializer):
