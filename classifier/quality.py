@@ -31,10 +31,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from reports.categories import NO_ISSUE
 from reports.models import Category, Report
 
 from .models import AutoTriageChange, AutoTriageSwitchOff, ModelVersion, RetrainRun, SpotCheck
-from .routing import NO_ISSUE
 from .thresholds import (CANDIDATES, HOLDOUT_PREDICTIONS_FILE, METHOD, derive_thresholds, read_predictions,
                          wilson_interval)
 from .training_data import verified_reports
@@ -191,16 +191,16 @@ class LivePrecision:
 def live_precision(*, version: str, since: dt.datetime | None) -> list[LivePrecision]:
     """Per predicted category, staff decisions given since `since` on the reports `version`
     auto-triaged or sent as spot checks; worst first. Duplicates are left out (as in training)."""
-    qs = (verified_reports().filter(model_version=version, verified_at__isnull=False, predicted_category__isnull=False)
+    qs = (verified_reports().filter(model_version=version, predicted_category__isnull=False)
           .filter(Q(auto_triaged=True) | Q(spot_check__model_version=version)))
     if since is not None:
         qs = qs.filter(verified_at__gte=since)
     decisions: dict[str, int] = {}
     right: dict[str, int] = {}
-    for predicted, final, status, n in (qs.order_by().values_list("predicted_label", "final_category__slug", "status")
-                                        .annotate(n=Count("pk", distinct=True))):
+    for predicted, label, n in (qs.order_by().values_list("predicted_label", "training_label")
+                                .annotate(n=Count("pk", distinct=True))):
         decisions[predicted] = decisions.get(predicted, 0) + n
-        if status != Report.Status.REJECTED and final == predicted:
+        if label == predicted:
             right[predicted] = right.get(predicted, 0) + n
     confidence = settings.AUTO_TRIAGE_CONFIDENCE
     scores = [LivePrecision(label, n, right.get(label, 0), *wilson_interval(right.get(label, 0), n, confidence))

@@ -5,9 +5,8 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from reports.categories import NO_ISSUE
 from reports.workflow import Status
-
-NO_ISSUE = "no_issue"
 
 
 @dataclass(frozen=True)

@@ -13,26 +13,18 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from PIL import Image, ImageOps
 
+from reports.categories import NO_ISSUE
 from reports.models import Report
 
 from .models import ModelVersion, TrainingExample, TrainingSplit
-from .routing import NO_ISSUE
 
 
 def verified_reports() -> QuerySet[Report]:
-    """Reports with a staff-verified label: a final category, or rejected as not an issue.
-    Duplicates are left out: near-identical photos would leak across the holdout."""
-    return (Report.objects.filter(Q(final_category__isnull=False, verified_at__isnull=False)
-                                  | Q(status=Report.Status.REJECTED))
-            .exclude(status=Report.Status.DUPLICATE)
-            .select_related("final_category"))
-
-
-def training_label(report: Report) -> str:
-    return NO_ISSUE if report.status == Report.Status.REJECTED else report.final_category.slug
+    """Reports with a staff training label (`training_label`): Report.objects.staff_labelled()."""
+    return Report.objects.staff_labelled().select_related("final_category")
 
 
 LOCAL = TrainingExample.Source.LOCAL.value  # every staff-verified report is the council's own photo
@@ -51,7 +43,8 @@ def _order_key(kind: str, pk: int) -> str:
 
 def _items() -> list[tuple[str, int, str, str]]:
     """(kind, pk, source, label) of everything that trains: verified reports, then examples."""
-    items = [("report", r.pk, LOCAL, training_label(r)) for r in verified_reports().order_by("pk")]
+    items = [("report", pk, LOCAL, label)
+             for pk, label in verified_reports().order_by("pk").values_list("pk", "training_label")]
     items += [("example", pk, source, label)
               for pk, source, label in training_examples().order_by("pk").values_list("pk", "source", "label")]
     return items
@@ -197,12 +190,12 @@ def export_training_set(out: Path) -> dict:
     rows, counts = [], Counter()
     for report in verified_reports().order_by("pk"):
         # No split: verified since the assignment above (the next export takes it).
-        if training_label(report) not in exported or report.pk not in report_splits:
+        if report.training_label not in exported or report.pk not in report_splits:
             continue
         target = images / f"{report.pk}.jpg"
         if not target.exists():
             _export_photo(report.photo_original, target)
-        rows.append({"path": f"images/{target.name}", "label": training_label(report), "report_id": report.pk,
+        rows.append({"path": f"images/{target.name}", "label": report.training_label, "report_id": report.pk,
                      "example_id": None, "source": LOCAL, "split": report_splits[report.pk]})
     for example in training_examples().order_by("pk"):
         if example.label not in exported or example.pk not in example_splits:

@@ -23,21 +23,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Count
 
-from reports.models import Report
-
 from .models import ModelVersion, RetrainRun
-from .routing import NO_ISSUE
 from .training_data import verified_reports
 
 logger = logging.getLogger(__name__)
 TOTAL_KEY = "corrections"
 SHARE_PREFIX = "share:"
-
-
-def staff_label(*, final_slug: str | None, status: str) -> str:
-    """The training label staff gave (as training_data.training_label): the final category,
-    or no_issue for a rejection."""
-    return NO_ISSUE if status == Report.Status.REJECTED or not final_slug else final_slug
 
 
 def is_correction(*, predicted: str, label: str) -> bool:
@@ -68,14 +59,13 @@ class CorrectionEvidence:
 def correction_evidence(*, version: str, since: dt.datetime | None) -> CorrectionEvidence:
     """Count staff labels and corrections of `version`'s predictions given since `since` (one query).
     The labels are those that train (training_data.verified_reports: duplicates left out)."""
-    qs = verified_reports().filter(model_version=version, verified_at__isnull=False).exclude(predicted_label="")
+    qs = verified_reports().filter(model_version=version).exclude(predicted_label="")
     if since is not None:
         qs = qs.filter(verified_at__gte=since)
     verified: dict[str, int] = {}
     corrected: dict[str, int] = {}
-    for predicted, final, status, n in (qs.order_by().values_list("predicted_label", "final_category__slug", "status")
-                                        .annotate(n=Count("pk"))):
-        label = staff_label(final_slug=final, status=status)
+    for predicted, label, n in (qs.order_by().values_list("predicted_label", "training_label")
+                                .annotate(n=Count("pk"))):
         verified[label] = verified.get(label, 0) + n
         if is_correction(predicted=predicted, label=label):
             corrected[label] = corrected.get(label, 0) + n

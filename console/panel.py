@@ -6,33 +6,21 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, F, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from reports.models import Category, Report
+from classifier.models import AutoTriageChange, ModelVersion, SpotCheck
+from classifier.quality import auto_triage_policy, describe_evidence, live_precision, open_switch_offs
+from classifier.runs import open_retrain_run, recent_retrain_runs
+from classifier.training_data import label_photos
+from classifier.triggers import is_correction, trigger_status
+from reports.categories import NO_ISSUE
+from reports.models import Category, Report, staff_labelled_q
+from reports.selectors import label_names
 
-from . import charts, services
-
-NO_ISSUE = "no_issue"
-
-
-def _model_version_class():
-    """classifier.models.ModelVersion if the registry exists and is migrated, else None."""
-    try:
-        from classifier.models import ModelVersion
-    except ImportError:
-        return None
-    if ModelVersion._meta.db_table not in connection.introspection.table_names():
-        return None
-    return ModelVersion
-
-
-def staff_labelled() -> Q:
-    """Reports with a staff training label: a verified category, or rejected ("no_issue")."""
-    return Q(verified_at__isnull=False) & (Q(final_category__isnull=False) | Q(status=Report.Status.REJECTED))
+from . import charts
 
 
 @dataclass
@@ -47,13 +35,12 @@ class ClassScore:
 def model_quality(*, version: str, since: dt.datetime | None = None) -> dict:
     """Precision/recall/F1 per class of `version`'s predictions against staff labels
     given since `since` (activation). Rejected reports count as the class no_issue."""
-    qs = Report.objects.filter(staff_labelled(), model_version=version).exclude(predicted_label="")
+    qs = Report.objects.staff_labelled().filter(model_version=version).exclude(predicted_label="")
     if since is not None:
         qs = qs.filter(verified_at__gte=since)
     pairs: dict[tuple[str, str], int] = {}
-    for predicted, final, status, n in (qs.order_by().values_list("predicted_label", "final_category__slug", "status")
-                                        .annotate(n=Count("pk"))):
-        truth = NO_ISSUE if status == Report.Status.REJECTED or not final else final
+    for predicted, truth, n in (qs.order_by().values_list("predicted_label", "training_label")
+                                .annotate(n=Count("pk"))):
         pairs[(truth, predicted)] = pairs.get((truth, predicted), 0) + n
     order = list(Category.objects.order_by("order", "name").values_list("slug", flat=True)) + [NO_ISSUE]
     seen = {label for pair in pairs for label in pair}
@@ -80,9 +67,8 @@ def auto_triage_stats(*, version: str) -> dict:
     agg = classified.aggregate(
         classified=Count("pk"),
         auto=Count("pk", filter=Q(auto_triaged=True)),
-        checked=Count("pk", filter=Q(auto_triaged=True) & staff_labelled()),
-        correct=Count("pk", filter=Q(auto_triaged=True, verified_at__isnull=False,
-                                     final_category__slug=F("predicted_label"))),
+        checked=Count("pk", filter=Q(auto_triaged=True) & staff_labelled_q()),
+        correct=Count("pk", filter=Q(auto_triaged=True, final_category__slug=F("predicted_label")) & staff_labelled_q()),
     )
     agg["rate"] = agg["auto"] / agg["classified"] if agg["classified"] else None
     agg["accuracy"] = agg["correct"] / agg["checked"] if agg["checked"] else None
@@ -100,13 +86,9 @@ def holdout_by_source(version) -> list[dict]:
             for source, name in HOLDOUT_SOURCES if (m := by_source.get(source))]
 
 
-def retrain_runs_context(*, active, registry_available: bool) -> dict:
+def retrain_runs_context(*, active) -> dict:
     """Recent retrain runs (why, who, outcome) and progress toward the correction triggers."""
-    if not registry_available:
-        return {"retrain_runs": [], "open_run": None, "triggers": None, "retrain_shortfalls": []}
     from classifier.retrain import promotion_shortfalls
-    from classifier.runs import open_retrain_run, recent_retrain_runs
-    from classifier.triggers import trigger_status
 
     return {"retrain_runs": recent_retrain_runs(limit=10), "open_run": open_retrain_run(),
             "triggers": trigger_status(active=active), "retrain_shortfalls": promotion_shortfalls()}
@@ -123,16 +105,10 @@ class ThresholdRow:
     live: object | None  # classifier.quality.LivePrecision since activation
 
 
-def auto_triage_context(*, active, registry_available: bool) -> dict:
+def auto_triage_context(*, active) -> dict:
     """Thresholds with the evidence behind them, the live quality guard's switch-offs and
     numbers, and the audit trail of auto-triage changes."""
     categories = list(Category.objects.order_by("order", "name"))
-    if not registry_available:
-        return {"threshold_rows": [ThresholdRow(c, False, "", None, "", None, None) for c in categories],
-                "switch_offs": [], "threshold_changes": [], "derivation": None, "spot_checks": None, "guard": None}
-    from classifier.models import AutoTriageChange, SpotCheck
-    from classifier.quality import auto_triage_policy, describe_evidence, live_precision, open_switch_offs
-
     derivation = (active.thresholds or None) if active else None
     per_class = (derivation or {}).get("per_class", {}) if (derivation or {}).get("derived") else {}
     policy = auto_triage_policy()
@@ -152,7 +128,7 @@ def auto_triage_context(*, active, registry_available: bool) -> dict:
     spot_checks = None
     if active is not None:
         spot_checks = SpotCheck.objects.filter(model_version=active.version).aggregate(
-            drawn=Count("pk"), decided=Count("pk", filter=staff_labelled_via("report__")))
+            drawn=Count("pk"), decided=Count("pk", filter=staff_labelled_q("report__")))
     return {"threshold_rows": rows, "switch_offs": open_switch_offs(), "derivation": derivation,
             "guard": {"target": settings.AUTO_TRIAGE_TARGET_PRECISION, "confidence": settings.AUTO_TRIAGE_CONFIDENCE,
                       "spot_check_share": settings.SPOT_CHECK_SHARE,
@@ -179,8 +155,6 @@ class NewCategory:
 def new_categories(*, active) -> list[NewCategory]:
     """Active categories, and any inactive one with verified photos, that `active` (the active
     ModelVersion, or None: every category is new) has no class for; in panel order."""
-    from classifier.training_data import label_photos
-
     photos = label_photos()
     known = set(active.classes) if active else set()
     needed = settings.MIN_PHOTOS_NEW_CLASS
@@ -191,12 +165,6 @@ def new_categories(*, active) -> list[NewCategory]:
             continue
         rows.append(NewCategory(c, p.photos if p else 0, p.train if p else 0, p.holdout if p else 0, needed))
     return rows
-
-
-def staff_labelled_via(prefix: str) -> Q:
-    """staff_labelled() across a relation (e.g. "report__")."""
-    return (Q(**{f"{prefix}verified_at__isnull": False})
-            & (Q(**{f"{prefix}final_category__isnull": False}) | Q(**{f"{prefix}status": Report.Status.REJECTED})))
 
 
 @dataclass(frozen=True)
@@ -234,10 +202,6 @@ def drift_weeks(*, weeks: int = DRIFT_WEEKS, now: dt.datetime | None = None) -> 
     """The current ISO week and the `weeks` - 1 before it, oldest first (three GROUP BY
     queries): staff decisions count in the week they were given, classifications in the
     week they were made."""
-    from classifier.models import SpotCheck
-    from classifier.training_data import verified_reports
-    from classifier.triggers import is_correction, staff_label
-
     tz = timezone.get_current_timezone()
     today = timezone.localtime(now or timezone.now(), tz).date()
     first = today - dt.timedelta(days=today.weekday() + 7 * (weeks - 1))
@@ -248,18 +212,17 @@ def drift_weeks(*, weeks: int = DRIFT_WEEKS, now: dt.datetime | None = None) -> 
     def week(value: dt.datetime) -> Counter:
         return counts[timezone.localtime(value, tz).date()]
 
-    decisions = (verified_reports().filter(verified_at__gte=since, verified_at__lt=until)
+    decisions = (Report.objects.staff_labelled().filter(verified_at__gte=since, verified_at__lt=until)
                  .exclude(predicted_label="").exclude(model_version="")
                  .annotate(week=TruncWeek("verified_at", tzinfo=tz)).order_by()
-                 .values_list("week", "predicted_label", "final_category__slug", "status").annotate(n=Count("pk")))
-    for monday, predicted, final, status, n in decisions:
+                 .values_list("week", "predicted_label", "training_label").annotate(n=Count("pk")))
+    for monday, predicted, label, n in decisions:
         c = week(monday)
         c["verified"] += n
-        if is_correction(predicted=predicted, label=staff_label(final_slug=final, status=status)):
+        if is_correction(predicted=predicted, label=label):
             c["corrected"] += n
-    spot_checks = (SpotCheck.objects.filter(staff_labelled_via("report__"), report__verified_at__gte=since,
+    spot_checks = (SpotCheck.objects.filter(staff_labelled_q("report__"), report__verified_at__gte=since,
                                             report__verified_at__lt=until)
-                   .exclude(report__status=Report.Status.DUPLICATE)
                    .annotate(week=TruncWeek("report__verified_at", tzinfo=tz)).order_by().values_list("week")
                    .annotate(decided=Count("pk"),
                              right=Count("pk", filter=Q(report__final_category_id=F("category_id"))
@@ -277,9 +240,6 @@ def drift_weeks(*, weeks: int = DRIFT_WEEKS, now: dt.datetime | None = None) -> 
 
 def model_activations(*, since: dt.date) -> list[charts.Marker]:
     """Each model version's (latest) activation on or after `since`, local time, oldest first."""
-    ModelVersion = _model_version_class()
-    if ModelVersion is None:
-        return []
     start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
     return [charts.Marker(timezone.localtime(at), version) for version, at in
             ModelVersion.objects.filter(activated_at__gte=start).order_by("activated_at")
@@ -318,32 +278,27 @@ def drift_context() -> dict:
 
 
 def model_panel_context(user) -> dict:
-    ModelVersion = _model_version_class()
-    active, versions, newest_created = None, [], None
-    if ModelVersion is not None:
-        versions = list(ModelVersion.objects.select_related("activated_by").order_by("-created_at")[:20])
-        active = next((v for v in versions if v.status == "active"), None) or \
-            ModelVersion.objects.filter(status="active").select_related("activated_by").first()
-        newest_created = versions[0].created_at if versions else None
-        for v in versions:
-            v.holdout_by_source = holdout_by_source(v)
-    waiting = Report.objects.filter(staff_labelled())
-    if newest_created is not None:
-        waiting = waiting.filter(verified_at__gt=newest_created)
+    versions = list(ModelVersion.objects.select_related("activated_by").order_by("-created_at")[:20])
+    active = next((v for v in versions if v.status == "active"), None) or \
+        ModelVersion.objects.filter(status="active").select_related("activated_by").first()
+    for v in versions:
+        v.holdout_by_source = holdout_by_source(v)
+    waiting = Report.objects.staff_labelled()
+    if versions:
+        waiting = waiting.filter(verified_at__gt=versions[0].created_at)
     return {
-        "registry_available": ModelVersion is not None,
         "active": active,
         "versions": versions,
         "active_holdout_by_source": holdout_by_source(active) if active else [],
         "quality": model_quality(version=active.version, since=active.activated_at) if active else None,
         "auto": auto_triage_stats(version=active.version) if active else None,
         "waiting_labels": waiting.count(),
-        **retrain_runs_context(active=active, registry_available=ModelVersion is not None),
-        **auto_triage_context(active=active, registry_available=ModelVersion is not None),
-        "new_categories": new_categories(active=active) if ModelVersion is not None else [],
-        **(drift_context() if ModelVersion is not None else {"drift": None}),
+        **retrain_runs_context(active=active),
+        **auto_triage_context(active=active),
+        "new_categories": new_categories(active=active),
+        **drift_context(),
         "min_photos_new_class": settings.MIN_PHOTOS_NEW_CLASS,
         "categories": Category.objects.order_by("order", "name"),
-        "retrain_available": services.retrain_available(),
+        "label_names": label_names(),
         "can": {p: user.has_perm(f"console.{p}") for p in ("edit_thresholds", "retrain_model", "rollback_model")},
     }

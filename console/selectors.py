@@ -53,19 +53,13 @@ def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def _category_q(slug: str, which: str) -> Q:
-    category_id = Category.objects.filter(slug=slug).values_list("pk", flat=True).first()
-    if category_id is None:
-        return Q(pk__in=[])
-    if which == "final":
-        return Q(final_category_id=category_id)
-    if which == "predicted":
-        return Q(predicted_category_id=category_id)
-    if which == "citizen":
-        return Q(citizen_category_id=category_id)
-    return (Q(final_category_id=category_id)
-            | Q(final_category__isnull=True, predicted_category_id=category_id)
-            | Q(final_category__isnull=True, predicted_category__isnull=True, citizen_category_id=category_id))
+def _with_category(qs: QuerySet[Report], slug: str, which: str) -> QuerySet[Report]:
+    """`which` label is the category `slug`: "current" is the one the queue and the map show
+    (ReportQuerySet.with_current_category), the others one label each."""
+    category = Category.objects.filter(slug=slug)
+    if which in ("final", "predicted", "citizen"):
+        return qs.filter(**{f"{which}_category__in": category})
+    return qs.current_category_in(category)
 
 
 def _status_q(status: str) -> Q:
@@ -82,7 +76,7 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
     if not ignore_status:
         qs = qs.filter(_status_q(filters.status))
     if filters.category:
-        qs = qs.filter(_category_q(filters.category, filters.category_field))
+        qs = _with_category(qs, filters.category, filters.category_field)
     if filters.min_confidence is not None or filters.max_confidence is not None:
         # On the sort expression, so the queue index can seek to the range.
         qs = qs.alias(confidence=RawSQL(CONFIDENCE_SQL, [], output_field=FloatField())).filter(
@@ -247,10 +241,7 @@ def duplicate_candidates(report: Report, *, radius_m: float | None = None, limit
           .annotate(distance=Distance("location", report.location)))
     category = report.category
     if category is not None and category.group:
-        g = category.group
-        qs = qs.filter(Q(final_category__group=g)
-                       | Q(final_category__isnull=True, predicted_category__group=g)
-                       | Q(final_category__isnull=True, predicted_category__isnull=True, citizen_category__group=g))
+        qs = qs.current_category_in(Category.objects.filter(group=category.group))
     candidates = []
     for other in qs[:200]:
         bits = hamming(report.photo_phash, other.photo_phash) if report.photo_phash and other.photo_phash else None
@@ -269,19 +260,19 @@ def category_colours() -> dict[str, str]:
 def map_features(filters: QueueFilters, *, limit: int = 2000) -> dict:
     """GeoJSON FeatureCollection for the staff map: newest `limit` matches in the filters' bbox."""
     colours = category_colours()
-    slugs = dict(Category.objects.values_list("pk", "slug"))
-    rows = (filtered_reports(filters).order_by("-created_at")
+    categories = {pk: (slug, name) for pk, slug, name in Category.objects.values_list("pk", "slug", "name")}
+    rows = (filtered_reports(filters).with_current_category().order_by("-created_at")
             .annotate(lon=RawSQL('ST_X("reports_report"."location"::geometry)', [], output_field=FloatField()),
                       lat=RawSQL('ST_Y("reports_report"."location"::geometry)', [], output_field=FloatField()))
-            .values_list("service_request_id", "status", "final_category_id", "predicted_category_id",
-                         "citizen_category_id", "predicted_probability", "lon", "lat")[:limit])
+            .values_list("service_request_id", "status", "current_category_id", "predicted_probability",
+                         "lon", "lat")[:limit])
     features = []
-    for ref, status, final_id, predicted_id, citizen_id, probability, lon, lat in rows:
-        slug = slugs.get(final_id or predicted_id or citizen_id, "")
+    for ref, status, category_id, probability, lon, lat in rows:
+        slug, name = categories.get(category_id, ("", ""))
         features.append({
             "type": "Feature",
             "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {"reference": ref, "status": status, "category": slug,
+            "properties": {"reference": ref, "status": status, "category": slug, "category_name": name,
                            "colour": colours.get(slug, "#444"), "confidence": probability,
                            "url": f"/console/reports/{ref}/"},
         })

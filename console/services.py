@@ -333,27 +333,12 @@ def category_set_threshold(*, category: Category, staff: AbstractBaseUser, thres
     return category
 
 
-def _retrain_task():
-    """classifier.tasks.retrain_task, or None where the classifier has no retraining."""
-    try:
-        from classifier import tasks
-    except ImportError:
-        return None
-    return getattr(tasks, "retrain_task", None)
-
-
-def retrain_available() -> bool:
-    return _retrain_task() is not None
-
-
 def model_retrain(*, staff: AbstractBaseUser):
     """Queue a forced retrain (the nightly run skips when too few new labels) and return its
     RetrainRun. Returns at once: the training runs on the "training" task backend (its own
     worker; a background thread in the demo). A request already queued whose task was lost
     (the demo server restarted) is sent again; one already running raises ValidationError."""
     require(staff, "console.retrain_model")
-    if _retrain_task() is None:
-        raise ValidationError("Retraining is not available in this installation (no classifier.tasks.retrain_task).")
     from classifier.models import RetrainRun
     from classifier.runs import open_retrain_run, retrain_request, retrain_run_dispatch
 

@@ -17,7 +17,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from reports.categories import NO_ISSUE
 from reports.models import Category, Report
+from reports.selectors import label_names
 
 from . import panel, selectors, services
 from .forms import (AssignForm, BulkForm, DuplicateForm, NoteForm, QueueFilterForm, StatusForm, ThresholdForm,
@@ -131,9 +133,8 @@ def bulk(request):
 def _detail_context(request, report: Report) -> dict:
     form, filters = _filters(request)
     categories = list(Category.objects.filter(active=True).order_by("order", "name"))
-    names = {c.slug: c.name for c in categories}
-    top_k = [(slug, names.get(slug, "Not a council issue" if slug == "no_issue" else slug), p, round(p * 100))
-             for slug, p in (report.predicted_top_k or [])]
+    names = label_names()
+    top_k = [(slug, names.get(slug, slug), p, round(p * 100)) for slug, p in (report.predicted_top_k or [])]
     probabilities = {slug: p for slug, p in (report.predicted_top_k or [])}
     user = request.user
     allowed = services.allowed_statuses(report, user)
@@ -178,7 +179,7 @@ def _enter_hint(report: Report, suggestion: Category | None) -> str:
         return ""
     if report.predicted_unknown:
         why = "The photo is unlike anything the model was trained on, so there is nothing to accept."
-    elif report.predicted_label == "no_issue":
+    elif report.predicted_label == NO_ISSUE:
         why = "The model says “not a council issue”; Enter never rejects."
     else:
         why = "The model has no category to suggest."
@@ -392,7 +393,7 @@ def _export_rows(request, filters):
             "citizen_category": r.citizen_category.slug if r.citizen_category else "",
             "predicted_label": r.predicted_label, "predicted_probability": r.predicted_probability,
             "final_category": r.final_category.slug if r.final_category else (
-                "no_issue" if r.status == Report.Status.REJECTED else ""),
+                NO_ISSUE if r.status == Report.Status.REJECTED else ""),
             "verified_by": r.verified_by.get_username() if r.verified_by else "",
             "verified_at": r.verified_at.isoformat() if r.verified_at else "",
             "duplicate_of": r.duplicate_of.service_request_id if r.duplicate_of else "",
@@ -449,54 +450,50 @@ def model_panel(request):
     return render(request, "console/model.html", {**panel.model_panel_context(request.user), "nav": "model"})
 
 
+def _panel_action(request, *, perm: str, act):
+    """The model panel's POST actions: the permission first (403), then `act()`, which does the
+    work and returns what to tell the user: a redirect to the panel, or ValidationError, a 400
+    with the panel and the reason (nothing changed)."""
+    services.require(request.user, perm)
+    try:
+        messages.success(request, act())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return render(request, "console/model.html", {**panel.model_panel_context(request.user), "nav": "model"},
+                      status=400)
+    return redirect("console:model")
+
+
 @require_POST
 @staff_view
 def set_threshold(request):
-    services.require(request.user, "console.edit_thresholds")
-    form = ThresholdForm(request.POST)
-    if form.is_valid():
-        try:
-            category = services.category_set_threshold(category=form.cleaned_data["category"], staff=request.user,
-                                                       threshold=form.cleaned_data["threshold"],
-                                                       reason=form.cleaned_data["reason"])
-            messages.success(request, f"Auto-triage threshold for {category.name} is now "
-                                      f"{category.auto_triage_threshold:.2f}.")
-        except ValidationError as exc:
-            return _threshold_refused(request, " ".join(exc.messages))
-        return redirect("console:model")
-    if "reason" in form.errors and not {"category", "threshold"} & set(form.errors):
-        return _threshold_refused(request, "Say why you override the threshold (up to 500 characters); "
-                                           "it is kept in the audit trail.")
-    return _threshold_refused(request, "Thresholds are probabilities between 0 and 1, for a known category.")
-
-
-def _threshold_refused(request, message: str):
-    """400 with the model panel and the reason, nothing changed."""
-    messages.error(request, message)
-    return render(request, "console/model.html", {**panel.model_panel_context(request.user), "nav": "model"},
-                  status=400)
+    def act() -> str:
+        form = ThresholdForm(request.POST)
+        if not form.is_valid():
+            if "reason" in form.errors and not {"category", "threshold"} & set(form.errors):
+                raise ValidationError("Say why you override the threshold (up to 500 characters); "
+                                      "it is kept in the audit trail.")
+            raise ValidationError("Thresholds are probabilities between 0 and 1, for a known category.")
+        d = form.cleaned_data
+        category = services.category_set_threshold(category=d["category"], staff=request.user,
+                                                   threshold=d["threshold"], reason=d["reason"])
+        return f"Auto-triage threshold for {category.name} is now {category.auto_triage_threshold:.2f}."
+    return _panel_action(request, perm="console.edit_thresholds", act=act)
 
 
 @require_POST
 @staff_view
 def retrain(request):
-    try:
+    def act() -> str:
         run = services.model_retrain(staff=request.user)
-        messages.success(request, f"Retraining queued (run {run.pk}: {run.reason}). It runs in the background; "
-                                  "the retrain runs below show its progress.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("console:model")
+        return (f"Retraining queued (run {run.pk}: {run.reason}). It runs in the background; "
+                "the retrain runs below show its progress.")
+    return _panel_action(request, perm="console.retrain_model", act=act)
 
 
 @require_POST
 @staff_view
 def rollback(request):
-    try:
-        version = services.model_rollback(staff=request.user)
-        messages.success(request, f"Rolled back: {version.version} is active again.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("console:model")
-
-
+    def act() -> str:
+        return f"Rolled back: {services.model_rollback(staff=request.user).version} is active again."
+    return _panel_action(request, perm="console.rollback_model", act=act)

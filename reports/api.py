@@ -1,7 +1,6 @@
 """REST API v1 (DRF): create a report, read one, and a GeoJSON list for maps."""
 from __future__ import annotations
 
-from django.db.models import Q
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -64,13 +63,6 @@ def request_api_key(request):
         throttle.submission_check(request)
         raise PermissionDenied("Invalid or inactive X-Api-Key.")
     return key
-
-
-def public_category(report: Report) -> Category | None:
-    """What the public sees: staff's decision, else the citizen's choice, else the model's suggestion
-    (never for a photo the model flags as unlike its training classes)."""
-    model = None if report.predicted_unknown else report.predicted_category
-    return report.final_category or report.citizen_category or model
 
 
 class PrintableCharField(serializers.CharField):
@@ -223,22 +215,21 @@ class ReportGeoSerializer(GeoFeatureModelSerializer):
         fields = ["reference", "status", "category", "created_at"]
 
     def get_category(self, obj) -> str | None:
-        cat = public_category(obj)
-        return cat.slug if cat else None
+        return obj.public_category.slug if obj.public_category else None
 
 
 class ReportFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Report.Status.choices)
-    category = filters.CharFilter(method="filter_category", help_text="category slug (staff's, else citizen's)")
+    category = filters.CharFilter(method="filter_category",
+                                  help_text="category slug, as each feature's category shows it (staff's, else "
+                                            "the citizen's, else the model's suggestion)")
 
     class Meta:
         model = Report
         fields = ["status", "category"]
 
     def filter_category(self, queryset, name, value):
-        return queryset.filter(
-            Q(final_category__slug=value) | Q(final_category__isnull=True, citizen_category__slug=value)
-        )
+        return queryset.public_category_in(Category.objects.filter(slug=value))
 
 
 class BBoxFilter(BaseFilterBackend):

@@ -1,4 +1,10 @@
-"""The default categories a new council starts with (editable in the admin afterwards)."""
+"""The default categories a new council starts with (editable in the admin afterwards), and the
+one label that is not a category. No Django here: classifier.routing imports it."""
+
+# The label of a photo that shows no council issue: a rejected report's training label, and a
+# class the model may predict. Never a Category.
+NO_ISSUE = "no_issue"
+NO_ISSUE_NAME = "Not a council issue"
 
 DEFAULT_CATEGORIES = [
     # slug, name, group, description, keywords

@@ -8,9 +8,11 @@ from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import Q
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 
 from . import workflow
+from .categories import NO_ISSUE, NO_ISSUE_NAME
 
 
 def private_storage():
@@ -49,6 +51,49 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def staff_labelled_q(prefix: str = "") -> Q:
+    """Reports whose staff decision is a training label, across a relation with `prefix`
+    (e.g. "report__"): a decision staff recorded (verified_at) that is a category or a
+    rejection (NO_ISSUE). Duplicates are left out: the same problem photographed twice
+    would straddle the holdout, and a duplicate's label is its original's."""
+    return (Q(**{f"{prefix}verified_at__isnull": False})
+            & (Q(**{f"{prefix}final_category__isnull": False}) | Q(**{f"{prefix}status": Report.Status.REJECTED}))
+            & ~Q(**{f"{prefix}status": Report.Status.DUPLICATE}))
+
+
+class ReportQuerySet(QuerySet):
+    """The answers to "which category is this report?", each written once in SQL (the
+    properties on Report say the same of one loaded row)."""
+
+    def with_current_category(self) -> ReportQuerySet:
+        """`current_category_id`, the staff view (Report.category): staff's decision, else the
+        model's prediction, else the citizen's choice."""
+        return self.annotate(current_category_id=Coalesce(
+            "final_category_id", "predicted_category_id", "citizen_category_id", output_field=models.BigIntegerField()))
+
+    def with_public_category(self) -> ReportQuerySet:
+        """`public_category_id`, what the public sees (Report.public_category): staff's decision,
+        else the citizen's choice, else the model's prediction unless it flags the photo unknown."""
+        model = Case(When(predicted_unknown=False, then=F("predicted_category_id")), default=None)
+        return self.annotate(public_category_id=Coalesce(
+            "final_category_id", "citizen_category_id", model, output_field=models.BigIntegerField()))
+
+    def current_category_in(self, categories: QuerySet[Category]) -> ReportQuerySet:
+        return self.with_current_category().filter(current_category_id__in=categories.values("pk"))
+
+    def public_category_in(self, categories: QuerySet[Category]) -> ReportQuerySet:
+        return self.with_public_category().filter(public_category_id__in=categories.values("pk"))
+
+    def staff_labelled(self) -> ReportQuerySet:
+        """Reports whose staff decision trains the model (staff_labelled_q), with that label as
+        `training_label`: the final category's slug, or NO_ISSUE for a rejection. The one
+        definition the training export, the retrain triggers, the quality guard and the model
+        panel share."""
+        return self.filter(staff_labelled_q()).annotate(training_label=Case(
+            When(status=Report.Status.REJECTED, then=Value(NO_ISSUE)), default=F("final_category__slug"),
+            output_field=models.CharField()))
 
 
 class Report(models.Model):
@@ -133,6 +178,8 @@ class Report(models.Model):
     # Bumped by every staff change; a stale version means someone else acted first.
     version = models.PositiveIntegerField(default=1)
 
+    objects = ReportQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -165,8 +212,22 @@ class Report(models.Model):
 
     @property
     def category(self) -> Category | None:
-        """Best current label: staff's, else the model's, else the citizen's."""
+        """The staff view (ReportQuerySet.with_current_category): staff's, else the model's, else the citizen's."""
         return self.final_category or self.predicted_category or self.citizen_category
+
+    @property
+    def public_category(self) -> Category | None:
+        """What the public sees (ReportQuerySet.with_public_category): staff's decision, else the
+        citizen's choice, else the model's suggestion unless it flags the photo unknown."""
+        model = None if self.predicted_unknown else self.predicted_category
+        return self.final_category or self.citizen_category or model
+
+    @property
+    def predicted_name(self) -> str:
+        """The model's label as staff read it: the category's name, else NO_ISSUE's name (or the raw label)."""
+        if self.predicted_category is not None:
+            return self.predicted_category.name
+        return NO_ISSUE_NAME if self.predicted_label == NO_ISSUE else self.predicted_label
 
 
 class ReportEvent(models.Model):

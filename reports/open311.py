@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.gis.measure import D
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import Throttled
 
 from . import selectors, services, throttle
-from .api import public_category
 from .apikeys import api_key_check
 from .models import Category, Report, ReportEvent
 from .params import parse_datetime_param, parse_near, parse_positive_int
@@ -136,7 +135,7 @@ def _status_notes(report: Report) -> str | None:
 def request_data(report: Report, request) -> dict:
     """One service request as the public may see it: never the reporter's contact details
     or the original photo."""
-    category = public_category(report)
+    category = report.public_category
     return {
         "service_request_id": report.service_request_id,
         "status": "open" if report.is_open else "closed",
@@ -197,13 +196,7 @@ def _search(params):
         point, metres = near
         queryset = queryset.filter(location__dwithin=(point, D(m=metres)))
     if codes := _csv(params, "service_code"):
-        # the category public_category() shows: staff's, else citizen's, else the model's
-        queryset = queryset.filter(
-            Q(final_category__slug__in=codes)
-            | Q(final_category__isnull=True, citizen_category__slug__in=codes)
-            | Q(final_category__isnull=True, citizen_category__isnull=True, predicted_unknown=False,
-                predicted_category__slug__in=codes)
-        )
+        queryset = queryset.public_category_in(Category.objects.filter(slug__in=codes))  # the code each shows
     statuses = set(_csv(params, "status"))
     if statuses - {"open", "closed"}:
         raise Open311Error(400, "status must be open, closed, or both comma-separated.")

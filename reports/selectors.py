@@ -7,7 +7,8 @@ from django.contrib.gis.geos import Polygon
 from django.db.models import QuerySet
 from django.db.models.functions import Cast
 
-from .models import Report, ReportEvent
+from .categories import NO_ISSUE, NO_ISSUE_NAME
+from .models import Category, Report, ReportEvent
 
 
 def public_reports() -> QuerySet[Report]:
@@ -25,6 +26,12 @@ def in_bbox(bbox: tuple[float, float, float, float], field: str = "location") ->
     box = Polygon.from_bbox(bbox)
     box.srid = 4326
     return BBOverlapsLookup(Cast(field, PointField(srid=4326)), box)
+
+
+def label_names() -> dict[str, str]:
+    """Each label a model or staff can give (category slugs and NO_ISSUE) -> the name people read;
+    slugs are codes, for APIs and exports."""
+    return {**dict(Category.objects.values_list("slug", "name")), NO_ISSUE: NO_ISSUE_NAME}
 
 
 def report_by_reference(reference: str) -> Report | None:

@@ -114,7 +114,7 @@ def test_panel_lists_retrain_runs_with_why_who_and_outcome(client, supervisor, t
     assert "Retrain now (staff)</strong>: Retrain now by sam" in html and "<td>sam</td>" in html
     assert 'id="open-retrain">A retrain is <strong>pending</strong>' in html
     assert "<strong>2 of 10</strong> corrections since activation" in html
-    assert "graffiti: 2 of 2 verified corrected (100%)" in html
+    assert "Graffiti: 2 of 2 verified corrected (100%)" in html
 
 
 @pytest.mark.django_db

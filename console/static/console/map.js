@@ -32,7 +32,7 @@
         var markers = (data.features || []).map(function (f) {
           var c = f.geometry.coordinates, p = f.properties;
           return L.circleMarker([c[1], c[0]], {radius: 8, color: "#222", weight: 1, fillColor: p.colour, fillOpacity: 0.9})
-            .bindPopup('<a href="' + esc(p.url) + '">' + esc(p.reference) + "</a><br>" + esc(p.category || "no category") + " · " + esc(p.status));
+            .bindPopup('<a href="' + esc(p.url) + '">' + esc(p.reference) + "</a><br>" + esc(p.category_name || "no category") + " · " + esc(p.status));
         });
         clusters.addLayers(markers);
         statusEl.textContent = markers.length + " report" + (markers.length === 1 ? "" : "s") + " in view" + (data.truncated ? " (newest shown; zoom in for all)" : "");
