@@ -4,7 +4,7 @@
 
 Features of every image are computed once (frozen ImageNet Lite0, eval mode)
 for the eval crop, its mirror image and ``--views - 2`` random augmentations;
-then each variant fits heads exactly as ``training.recipe`` does (class-balanced
+then each variant fits heads exactly as ``training.head`` does (class-balanced
 L-BFGS) and is scored on the same 40-per-class holdout as
 ``benchmarks/train_bench.py`` (``split_seed`` 0). Variants:
 
@@ -28,9 +28,11 @@ import torch
 
 from training import data
 from training.config import TrainConfig
+from training.features import Encoder, Images
+from training.head import HEAD_L2_CHOICES, cross_validate_head, fit_head
 from training.metrics import classification_report, ece, fit_temperature, nll, softmax
 from training.model import FEATURE_DIM, NormalizedLinear, create_model
-from training.recipe import HEAD_L2_CHOICES, Images, Recipe, cross_validate_head, fit_head, split_samples
+from training.recipe import split_samples
 
 
 def new_head(kind: str, n_classes: int) -> torch.nn.Linear:
@@ -82,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     classes = data.class_names(samples)
     split = split_samples(samples, config)  # holdout only: val_fraction 0 leaves the rest in train
     pool, holdout = split.train, split.holdout
-    recipe = Recipe(config, classes, torch.device("cpu"))
+    encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes), stage_features=False).eval()  # pooled head output only, as measured
-    pool_images = Images(pool, recipe.spec, classes, "pool")
-    hold_images = Images(holdout, recipe.spec, classes, "holdout")
-    feats = recipe.feature_views(model, pool_images, args.views)
-    hold_feats = recipe.feature_views(model, hold_images, 1)[0]
+    pool_images = Images(pool, encoder.spec, classes, "pool")
+    hold_images = Images(holdout, encoder.spec, classes, "holdout")
+    feats = encoder.feature_views(model, pool_images, args.views)
+    hold_feats = encoder.feature_views(model, hold_images, 1)[0]
     labels = torch.from_numpy(pool_images.labels)
     index = {str(s.path): i for i, s in enumerate(pool)}
     variants = [("plain", "val", args.views), ("norm", "val", args.views), ("plain", "cv", args.views)]

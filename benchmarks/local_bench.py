@@ -4,7 +4,7 @@
         --local ../shared/datasets/local-reports-dev --feature-cache .local/feature-cache
 
 The frozen ImageNet Lite0 (the recipe's 288 px transforms and views, through
-``training.recipe.FeatureCache``, so a second run and ``python -m training
+``training.features.FeatureCache``, so a second run and ``python -m training
 train --feature-cache`` reuse the features) encodes every photo once. Each
 row then fits its head exactly as phase 1 does (k-fold CV over the L2
 choices and the temperature, refit on every photo, ``sample_weights``) and
@@ -31,12 +31,13 @@ import time
 import numpy as np
 import torch
 
+from classifier.preprocess import INTERPOLATIONS, to_array
 from training import data
 from training.config import TrainConfig
+from training.features import Encoder, FeatureCache, Images
+from training.head import cross_validate_head, fit_head, sample_weights
 from training.metrics import classification_report, softmax
 from training.model import FEATURE_DIM, create_model, new_head
-from classifier.preprocess import INTERPOLATIONS, to_array
-from training.recipe import FeatureCache, Images, Recipe, cross_validate_head, fit_head, sample_weights
 
 FLY, CLEAN = "fly_tipping", "no_issue"
 
@@ -79,12 +80,12 @@ def local_scores(probs: np.ndarray, labels: list[str], classes: list[str]) -> di
             "macro_f1": (f1(precision, recall) + f1(clean_precision, clean_recall)) / 2}
 
 
-def extra_views(recipe: Recipe, model, images: Images, kind: str) -> torch.Tensor:
+def extra_views(encoder: Encoder, model, images: Images, kind: str) -> torch.Tensor:
     """Two views the recipe does not make, cached under their own key: ``phone`` = two draws of
     :class:`training.data.PhoneAugment`; ``squash`` = the whole photo resized to the input square
     (no centre crop, so nothing beside the subject is cut off) and its mirror image."""
-    spec, seed = recipe.spec, recipe.config.seed
-    cache = FeatureCache(recipe.cache.root, recipe.cache.model_key + "|" + kind)
+    spec, seed = encoder.spec, encoder.config.seed
+    cache = FeatureCache(encoder.cache.root, encoder.cache.model_key + "|" + kind)
     phone = data.PhoneAugment()
 
     def arrays(v: int, idx) -> np.ndarray:
@@ -101,7 +102,7 @@ def extra_views(recipe: Recipe, model, images: Images, kind: str) -> torch.Tenso
         got = [cache.get(h, f"view{v}") for h in images.sha256]
         todo = [i for i, f in enumerate(got) if f is None]
         if todo:
-            fresh = recipe.forward_batches(model.features, len(todo), lambda sl: arrays(v, todo[sl]), f"{kind} {v}")
+            fresh = encoder.forward_batches(model.features, len(todo), lambda sl: arrays(v, todo[sl]), f"{kind} {v}")
             for i, f in zip(todo, fresh.numpy()):
                 got[i] = f
                 cache.put(images.sha256[i], f"view{v}", f)
@@ -128,14 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     local = sorted(data.load_samples(args.local, default_source="local"), key=lambda s: str(s.path))
     classes = data.class_names(dev)
     holdout, pool = data.stratified_take(dev, per_class=40, seed=config.split_seed)
-    recipe = Recipe(config, classes, torch.device("cpu"))
+    encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes)).eval()
     start = time.perf_counter()
-    images = {name: Images(s, recipe.spec, classes, name) for name, s in (("pool", pool), ("holdout", holdout), ("local", local))}
-    pool_f = recipe.feature_views(model, images["pool"], config.cache_views)
-    hold_f = recipe.feature_views(model, images["holdout"], 2)
-    local_f = recipe.feature_views(model, images["local"], config.cache_views)
-    extra = {kind: {name: extra_views(recipe, model, im, kind) for name, im in images.items()
+    images = {name: Images(s, encoder.spec, classes, name) for name, s in (("pool", pool), ("holdout", holdout), ("local", local))}
+    pool_f = encoder.feature_views(model, images["pool"], config.cache_views)
+    hold_f = encoder.feature_views(model, images["holdout"], 2)
+    local_f = encoder.feature_views(model, images["local"], config.cache_views)
+    extra = {kind: {name: extra_views(encoder, model, im, kind) for name, im in images.items()
                     if kind == "squash" or name == "pool"} for kind in args.extra}
     print(f"features: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     y_pool = torch.tensor([classes.index(s.label) for s in pool])

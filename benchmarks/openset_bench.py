@@ -39,9 +39,9 @@ from local_bench import fit, predict
 
 from training import data
 from training.config import TrainConfig
+from training.features import Encoder, Images
 from training.model import FEATURE_DIM, STAGE_FEATURE_DIM, create_model
 from training.openset import QUANTILE, knn_score, normalise
-from training.recipe import Images, Recipe
 
 CHUNKS = (FEATURE_DIM, STAGE_FEATURE_DIM)
 AUTO = 0.85
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     local = sorted(data.load_samples(args.local), key=lambda s: str(s.path))
     classes = data.class_names(dev)
     holdout, pool = data.stratified_take(dev, per_class=40, seed=config.split_seed)
-    recipe = Recipe(config, classes, torch.device("cpu"))
+    encoder = Encoder(config, torch.device("cpu"))
     net = create_model(len(classes)).eval()
-    enc = lambda s, v: recipe.feature_views(net, Images(s, recipe.spec, classes, "x"), v)  # noqa: E731
+    enc = lambda s, v: encoder.feature_views(net, Images(s, encoder.spec, classes, "x"), v)  # noqa: E731
     pool_f, hold_f, local_f = enc(pool, config.cache_views), enc(holdout, 1)[0], enc(local, 1)[0]
     y_pool = np.array([classes.index(s.label) for s in pool])
     y_hold = np.array([classes.index(s.label) for s in holdout])

@@ -30,9 +30,10 @@ from draws import draws, table_rows
 
 from training import data
 from training.config import TrainConfig
+from training.features import Encoder, Images
+from training.head import cross_validate_head, fit_head
 from training.metrics import classification_report, softmax
 from training.model import FEATURE_DIM, create_model, new_head
-from training.recipe import Images, Recipe, cross_validate_head, fit_head
 
 VARIANTS = {"probe": (False, 1), "+stage": (True, 1), "+views": (False, 4), "phase 1": (True, 4)}
 
@@ -50,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     samples = sorted(data.load_samples(args.data), key=lambda s: str(s.path))
     classes = data.class_names(samples)
     labels = torch.tensor([classes.index(s.label) for s in samples])
-    recipe = Recipe(config, classes, torch.device("cpu"))
+    encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes)).eval()
-    feats = recipe.feature_views(model, Images(samples, recipe.spec, classes, "all"), config.cache_views)
+    feats = encoder.feature_views(model, Images(samples, encoder.spec, classes, "all"), config.cache_views)
     print("| K | variant | macro-F1 (mean of draws) | vs probe | draws won / lost |")
     print("|---|---|---|---|---|")
     for k in args.per_class:

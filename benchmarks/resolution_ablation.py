@@ -22,9 +22,10 @@ from draws import draws, table_rows
 
 from training import data
 from training.config import TrainConfig
+from training.features import Encoder, Images
+from training.head import fit_head
 from training.metrics import classification_report, softmax
 from training.model import create_model, new_head
-from training.recipe import Images, Recipe, fit_head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     feats = {}
     for size in args.sizes:
         config = TrainConfig(data=args.data).at_input_size(size)
-        recipe = Recipe(config, classes, torch.device("cpu"))
-        images = Images(samples, recipe.spec, classes, f"{size} px")
-        feats[size] = recipe.feature_views(model, images, 1)  # [1, N, D]: the eval crop
+        encoder = Encoder(config, torch.device("cpu"))
+        images = Images(samples, encoder.spec, classes, f"{size} px")
+        feats[size] = encoder.feature_views(model, images, 1)  # [1, N, D]: the eval crop
         print(f"features at {size} px: done", file=sys.stderr, flush=True)
     print("| K | size | macro-F1 (mean of draws) | vs first size | draws won / lost |")
     print("|---|---|---|---|---|")

@@ -8,7 +8,9 @@ import torch
 
 from training.data import load_samples, write_manifest
 from training.model import create_model
-from training.recipe import FeatureCache, Images, Recipe, fit_head, run, sample_weights, spec_for
+from training.features import Encoder, FeatureCache, Images, spec_for
+from training.head import fit_head, sample_weights
+from training.recipe import run
 
 
 def test_sample_weights_balance_classes_and_give_local_photos_their_share():
@@ -60,9 +62,8 @@ def test_manifest_source_round_trips_and_local_flag_marks_photos_local(image_fol
 
 
 def _encode(config, samples, classes, model):
-    recipe = Recipe(config, classes, torch.device("cpu"))
     images = Images(samples, spec_for(config), classes, "t")
-    return recipe.feature_views(model, images, config.cache_views), images
+    return Encoder(config, torch.device("cpu")).feature_views(model, images, config.cache_views), images
 
 
 def test_feature_cache_is_hit_for_unchanged_photos_and_matches_a_fresh_encoding(image_folder, tmp_path, tiny_config):
@@ -91,7 +92,7 @@ def test_feature_cache_misses_for_a_new_photo_or_another_backbone(image_folder, 
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(samples)  # only the new photo was encoded
     assert list(images._decoded) == [len(samples) - 1]  # ... and only it was decoded
     # other weights (or another architecture / feature levels / preprocessing) -> another key: all miss
-    monkeypatch.setattr("training.recipe.weights_sha256", lambda: "0" * 64)
+    monkeypatch.setattr("training.features.weights_sha256", lambda: "0" * 64)
     _encode(config, samples, classes, model)
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2 * len(samples)
     _encode(dataclasses.replace(config, stage_features=False), samples, classes, create_model(len(classes), stage_features=False).eval())

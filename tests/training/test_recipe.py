@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from PIL import Image
+
 from training.data import load_samples
+from training.features import Images, spec_for
+from training.finetune import paired_gain_z, param_groups, set_trainable
+from training.head import HEAD_L2_CHOICES
 from training.model import create_model, layer_groups
-from training.recipe import (
-    HEAD_L2_CHOICES, Images, Recipe, paired_gain_z, param_groups, resolve_device, run, set_trainable, spec_for,
-)
+from training.recipe import Outcome, Recipe, resolve_device, run
 
 
 def _backbone_state(model):
@@ -30,7 +33,8 @@ def test_phase1_trains_the_head_and_leaves_backbone_and_bn_statistics_untouched(
     recipe, train, val = recipe_and_images
     model = create_model(3, pretrained=True)
     before, head_before = _backbone_state(model), model.get_classifier().weight.clone()
-    history, calibration, train_head = recipe.phase1(model, train, val)
+    phase1 = recipe.phase1(model, train, val)
+    history, calibration = [phase1.history], phase1.calibration
     after = _backbone_state(model)
     assert any("running_mean" in k for k in before)
     for key, value in before.items():
@@ -43,18 +47,19 @@ def test_phase1_trains_the_head_and_leaves_backbone_and_bn_statistics_untouched(
     assert calibration.metrics["n_images"] == history[0]["images"]  # every image scored out of fold
     # T is fitted on those logits; it stays 1 only when none was wrong (nothing to recalibrate on)
     assert calibration.temperature != 1.0 or calibration.metrics["accuracy"] == 1.0
-    assert not torch.equal(train_head["weight"], model.get_classifier().weight)
+    assert not torch.equal(phase1.train_only["weight"], model.get_classifier().weight)
 
 
 def test_phase2_that_never_beats_phase1_leaves_phase1s_head_fitted_on_every_image(recipe_and_images, image_folder):
     recipe, train, val = recipe_and_images
     recipe.config.epochs = 0  # no epoch can beat the start
     phase1_model = create_model(3, pretrained=True)
-    _, calibration, _ = Recipe(recipe.config, recipe.classes, recipe.device).phase1(phase1_model, train, val)
+    calibration = Recipe(recipe.config, recipe.classes, recipe.device).phase1(phase1_model, train, val).calibration
     samples = load_samples(image_folder)
     trained = recipe.fit(samples[::2], samples[1::2])
     torch.testing.assert_close(trained.model.state_dict(), phase1_model.state_dict())
     assert trained.calibration == calibration
+    assert trained.outcome is Outcome.PHASE2_REJECTED
 
 
 def test_phase2_keeps_bn_statistics_and_frozen_groups_fixed(recipe_and_images):
@@ -63,8 +68,8 @@ def test_phase2_keeps_bn_statistics_and_frozen_groups_fixed(recipe_and_images):
     recipe.config.phase2_min_z = -math.inf  # keep the epoch whatever its val loss: this test is about what it changed
     model = create_model(3, pretrained=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    history, kept = recipe.phase2(model, train, val, pretrained=True)
-    assert kept and history[-1]["kept"]
+    tuned = recipe.phase2(model, train, val, pretrained=True)
+    assert tuned.kept and tuned.history[-1]["kept"]
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert not {k for k in changed if "running_" in k or "num_batches" in k}
@@ -78,8 +83,7 @@ def test_phase2_gain_within_the_val_noise_is_rejected_and_the_start_restored(rec
     recipe.config.phase2_min_z = math.inf  # no gain is ever enough
     model = create_model(3, pretrained=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    history, kept = recipe.phase2(model, train, val, pretrained=True)
-    assert not kept
+    assert not recipe.phase2(model, train, val, pretrained=True).kept
     torch.testing.assert_close(model.state_dict(), before)
 
 
@@ -129,9 +133,53 @@ def test_run_writes_a_model_directory_and_evaluates_the_holdout(image_folder, tm
     assert splits.count("holdout") == 6
 
 
-def test_linear_probe_and_scratch_runs_skip_their_phase(image_folder, tmp_path, tiny_config):
-    probe = run(tiny_config(image_folder, tmp_path / "probe", linear_probe=True))
-    scratch = run(tiny_config(image_folder, tmp_path / "scratch", pretrained=False))
-    probe_phases = {h["phase"] for h in json.loads((probe / "history.json").read_text())}
-    scratch_phases = {h["phase"] for h in json.loads((scratch / "history.json").read_text())}
-    assert probe_phases == {1} and scratch_phases == {2}
+def test_linear_probe_and_scratch_runs_skip_their_phase_and_say_so_in_history(image_folder, tmp_path, tiny_config):
+    probe = json.loads((run(tiny_config(image_folder, tmp_path / "probe", linear_probe=True)) / "history.json").read_text())
+    scratch = json.loads((run(tiny_config(image_folder, tmp_path / "scratch", pretrained=False)) / "history.json").read_text())
+    assert probe["outcome"] == "probe" and {h["phase"] for h in probe["steps"]} == {1}
+    assert scratch["outcome"] == "scratch" and {h["phase"] for h in scratch["steps"]} == {2}
+
+
+def _similar_colours_folder(root, per_class=8):
+    """Three classes of noisy, nearly equal colours: phase 1's head is unsure, so a phase 2 epoch can beat it."""
+    rng = np.random.default_rng(0)
+    for label, colour in {"graffiti": (130, 110, 110), "no_issue": (110, 130, 110), "pothole": (110, 110, 130)}.items():
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (np.array(colour) + rng.normal(0, 40, (90, 120, 3))).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i:03d}.jpg", quality=90)
+    return root
+
+
+OUTCOMES = {  # config overrides, whether there is a val split, the calibration's method
+    Outcome.PROBE: (dict(linear_probe=True), True, "5-fold cross-validation"),
+    Outcome.PHASE1_ONLY: ({}, False, "5-fold cross-validation"),
+    Outcome.PHASE2_KEPT: (dict(lr=1e-5, patience=5, phase2_min_z=-math.inf), True, "validation split"),
+    Outcome.PHASE2_REJECTED: (dict(phase2_min_z=math.inf), True, "5-fold cross-validation"),
+    Outcome.SCRATCH: (dict(pretrained=False), True, "validation split"),
+}
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_each_path_through_fit_ends_in_its_outcome(outcome, tmp_path, tiny_config):
+    overrides, with_val, method = OUTCOMES[outcome]
+    photos = _similar_colours_folder(tmp_path / "photos")
+    config = tiny_config(photos, tmp_path / "out", **overrides)
+    samples = load_samples(photos)
+    torch.manual_seed(0)
+    trained = Recipe(config, ["graffiti", "no_issue", "pothole"], torch.device("cpu")).fit(
+        *((samples[::2], samples[1::2]) if with_val else (samples, [])))
+    assert trained.outcome is outcome
+    assert trained.calibration.metrics["method"] == method
+    phases = {h["phase"] for h in trained.history}
+    assert (1 in phases) == (outcome is not Outcome.SCRATCH)
+    assert (2 in phases) == (outcome in (Outcome.PHASE2_KEPT, Outcome.PHASE2_REJECTED, Outcome.SCRATCH))
+    assert any(h.get("kept") for h in trained.history) == (outcome is Outcome.PHASE2_KEPT)
+    assert (trained.open_set is None) == (outcome is Outcome.SCRATCH)
+
+
+def test_a_linear_probe_from_random_weights_is_refused_with_the_flags_to_change(image_folder, tmp_path, tiny_config):
+    """It used to train nothing at all and export the random model."""
+    with pytest.raises(ValueError, match="--linear-probe .* --no-pretrained"):
+        run(tiny_config(image_folder, tmp_path / "out", linear_probe=True, pretrained=False))
+    assert not (tmp_path / "out").exists()
