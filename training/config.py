@@ -30,7 +30,7 @@ class TrainConfig:
     interpolation: str = "bicubic"  # resize filter, as in timm's pretrained config for this model
     label_smoothing: float = 0.1  # cross-entropy label smoothing in phase 2 (phase 1 is plain logistic regression)
     head_l2: float = 1e-4  # phase 1: L2 penalty on the head weights (sum of squares) added to the mean loss, used
-    # only when a class has a single image; otherwise cross-validation picks one of recipe.HEAD_L2_CHOICES
+    # only when a class has a single image; otherwise cross-validation picks one of head.HEAD_L2_CHOICES
     cv_folds: int = 5  # phase 1: folds (at most the smallest class's image count) that choose the head's L2 and
     # fit its temperature on out-of-fold predictions, before the head is refitted on every labelled image
     head_max_iter: int = 300  # phase 1: L-BFGS iterations (it converges well before on a few thousand rows)
