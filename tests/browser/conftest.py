@@ -29,9 +29,18 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}, "locale": "en-GB"}
 
 
+# Reports every Content-Security-Policy violation to the console, where the page fixture collects
+# them (Chromium also logs its own "Refused to ..." line for most of them).
+CSP_LISTENER = """document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("Content Security Policy violation: " + e.violatedDirective + " " + (e.blockedURI || "inline")
+                + " at " + e.sourceFile + ":" + e.lineNumber);
+});"""
+
+
 @pytest.fixture
 def page(page):
-    """Every request to anything but the live server's loopback host is aborted."""
+    """Every request to anything but the live server's loopback host is aborted. A test whose
+    pages broke the Content-Security-Policy fails (page.csp_violations lists what was refused)."""
     def guard(route):
         host = urlsplit(route.request.url).hostname
         if host in ("localhost", "127.0.0.1") or route.request.url.startswith(("data:", "blob:")):
@@ -40,7 +49,12 @@ def page(page):
             route.abort()
     page.route("**/*", guard)
     page.set_default_timeout(15_000)
-    return page
+    page.csp_violations = []
+    page.add_init_script(CSP_LISTENER)
+    page.on("console", lambda message: "Content Security Policy" in message.text
+            and page.csp_violations.append(message.text))
+    yield page
+    assert page.csp_violations == [], "the pages broke the Content-Security-Policy"
 
 
 @pytest.fixture

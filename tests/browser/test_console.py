@@ -102,7 +102,8 @@ def test_keyboard_triage_duplicate_merge_and_map(live_server, page, seeded, shot
     assert "duplicate of " + original.service_request_id in page.content()
 
     page.goto(f"{live_server.url}/console/map/?status=")
-    page.wait_for_function("Number(document.body.dataset.markers || 0) >= 5")
+    # A function, not an expression: Playwright polls an expression with eval, which the CSP refuses.
+    page.wait_for_function("() => Number(document.body.dataset.markers || 0) >= 5")
     assert page.locator(".marker-cluster, path.leaflet-interactive").count() >= 1
     shot(page, "console-map")
 
