@@ -47,5 +47,5 @@ class ReportAdmin(GISModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "active", "created_at", "last_used_at"]
+    list_display = ["name", "prefix", "active", "reports_per_hour", "created_at", "last_used_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]

@@ -74,7 +74,6 @@ class ServiceUnavailableMiddleware:
         elif request.path.startswith("/api/"):
             response = JsonResponse({"detail": message, "cause": cause}, status=503)
         else:
-            response = render(request, "unavailable.html", {"message": message}, status=503)
+            response = render(request, "unavailable.html", status=503)
         response["Retry-After"] = str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)
         return response
-

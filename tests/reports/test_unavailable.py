@@ -114,3 +114,9 @@ def test_storage_health_says_which_storage_is_not_writable(media_dirs, db):
         health = storage_health()
     assert health["storage"].startswith("error") and "private" in health["storage"]
     assert stored_files(media_dirs) == []
+
+
+def test_healthz_says_the_photo_storage_is_not_writable(client, media_dirs, db):
+    with read_only(media_dirs[0]):
+        body = client.get("/healthz").json()
+    assert body["storage"].startswith("error: not writable: public") and body["status"] != "ok"
