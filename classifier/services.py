@@ -16,7 +16,9 @@ from django.utils import timezone
 from PIL import Image
 
 from reports import photos as report_photos
+from reports.categories import NO_ISSUE
 from reports.models import Category, Report, ReportEvent
+from reports.routing import route, spot_check_drawn
 from reports.services import record_event, report_transition
 from reports.workflow import By
 
@@ -24,7 +26,6 @@ from . import registry
 from .models import ModelVersion, TrainingExample
 from .onnx import ModelError, load_model
 from .quality import auto_triage_on_activation, auto_triage_policy, spot_check_record
-from .routing import NO_ISSUE, route, spot_check_drawn
 
 logger = logging.getLogger(__name__)
 

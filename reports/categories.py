@@ -1,5 +1,5 @@
 """The default categories a new council starts with (editable in the admin afterwards), and the
-one label that is not a category. No Django here: classifier.routing imports it."""
+one label that is not a category. No Django here: reports.routing imports it."""
 
 # The label of a photo that shows no council issue: a rejected report's training label, and a
 # class the model may predict. Never a Category.

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from . import photos, validation, workflow
+from .routing import route
 from .models import Category, Report, ReportEvent, ReportSupporter
 from .signals import report_submitted
 from .workflow import By
@@ -313,7 +314,7 @@ def report_set_citizen_category(*, report: Report, category: Category) -> Report
     The caller has already proven the citizen owns the report (reports.tokens).
     Refused (ValidationError) for an inactive category, and once the report is
     closed or staff have decided on it. When the new label contradicts a
-    confident prediction, routing is redone as classifier.routing would have done
+    confident prediction, routing is redone as reports.routing would have done
     it with this label: an auto-triaged report goes back to needs review, flagged
     `citizen_model_disagree`. Agreement clears that flag but never auto-triages a
     report that is waiting for a person (it may be a spot check or a staff move).
@@ -351,8 +352,6 @@ def report_set_citizen_category(*, report: Report, category: Category) -> Report
 
 
 def _route_with_citizen_label(report: Report, citizen_slug: str):
-    from classifier.routing import route
-
     thresholds = dict(Category.objects.filter(active=True).values_list("slug", "auto_triage_threshold"))
     return route(top_k=[(slug, float(p)) for slug, p in report.predicted_top_k], thresholds=thresholds,
                  default_threshold=settings.DEFAULT_AUTO_TRIAGE_THRESHOLD, citizen_slug=citizen_slug,

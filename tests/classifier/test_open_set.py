@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from classifier.routing import route
+from reports.routing import route
 from classifier.services import model_activate, model_register
 from reports import services as report_services
 from reports.models import Category

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.models import TrainingExample
-from classifier.routing import NO_ISSUE
+from reports.categories import NO_ISSUE
 from classifier.services import training_example_create
 from inference.preprocess import IMAGE_SUFFIXES
 from reports.models import Category

@@ -1,4 +1,7 @@
-"""Confidence routing: what happens to a report once the model has spoken. Pure logic."""
+"""Confidence routing: what happens to a report once the model has spoken. Pure logic.
+
+Part of the report lifecycle (beside reports.workflow), not of the classifier: intake redoes it when
+a citizen confirms or changes the category, and reports may not import classifier."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-from classifier.routing import route, spot_check_drawn
+from reports.routing import route, spot_check_drawn
 
 THRESHOLDS = {"pothole": 0.85, "graffiti": 0.6, "fly_tipping": 0.85}
 
