@@ -148,6 +148,7 @@ class Recipe:
                                    "validation split")
 
     def fit(self, train_samples: Sequence[data.Sample], val_samples: Sequence[data.Sample]) -> Trained:
+        """From scratch, or phase 1 and then, with a val split and no probe, phase 2 against its gate."""
         cfg = self.config
         seconds: dict[str, float] = {}
         with _timed(seconds, "decode"):
