@@ -13,24 +13,38 @@ from .clientip import client_ip
 logger = logging.getLogger(__name__)
 
 
+CHUNKED_MESSAGE = ("Uploads must carry a Content-Length header; chunked transfer encoding is not accepted. "
+                   "Send the photo as an ordinary multipart/form-data request (curl -F photo=@file does).")
+
+
+def _refusal(request, status: int, message: str) -> HttpResponse:
+    """An upload refused before its body is read, in the client's format."""
+    if request.path.startswith("/open311/"):
+        return JsonResponse([{"code": status, "description": message}], status=status, safe=False)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message, "errors": {"photo": [message]}}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
 class UploadSizeLimitMiddleware:
+    """Also 411 for a chunked body: WSGI servers pass it on without a length, Django reads it
+    as empty, and the client would hear "no file was submitted" about a photo it did send."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.method not in ("POST", "PUT", "PATCH"):
+            return self.get_response(request)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return _refusal(request, 411, CHUNKED_MESSAGE)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if request.method in ("POST", "PUT", "PATCH") and length > limit:
-            message = (f"The upload is too large ({length / 1e6:.1f} MB); photos may be at most "
-                       f"{settings.PHOTO_MAX_BYTES / 1e6:.0f} MB.")
-            if request.path.startswith("/open311/"):
-                return JsonResponse([{"code": 413, "description": message}], status=413, safe=False)
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": message, "errors": {"photo": [message]}}, status=413)
-            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return _refusal(request, 413, f"The upload is too large ({length / 1e6:.1f} MB); photos may be at most "
+                                          f"{settings.PHOTO_MAX_BYTES / 1e6:.0f} MB.")
         return self.get_response(request)
 
 
@@ -77,3 +91,4 @@ class ServiceUnavailableMiddleware:
             response = render(request, "unavailable.html", status=503)
         response["Retry-After"] = str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)
         return response
+
