@@ -16,7 +16,7 @@ from django.db.models import F
 from . import photos, validation, workflow
 from .routing import route
 from .models import Category, Report, ReportEvent, ReportSupporter
-from .signals import report_submitted
+from .signals import report_event_recorded, report_submitted
 from .workflow import By
 
 logger = logging.getLogger(__name__)
@@ -231,10 +231,8 @@ def report_create(
                 field.save(name, ContentFile(data), save=False)
                 saved.append((field.storage, field.name))
             report.save()
-            ReportEvent.objects.create(
-                report=report, actor_label=actor_label, action="created",
-                field="status", to_value=report.status,
-            )
+            record_event(report=report, actor_label=actor_label, action=ReportEvent.Action.CREATED,
+                         field="status", to_value=report.status)
             transaction.on_commit(_DeleteFilesUnlessCommitted(saved))
             if classify:
                 transaction.on_commit(lambda: enqueue_classification(report.pk))
@@ -261,12 +259,25 @@ def enqueue_classification(report_id: int) -> None:
 
 def record_event(*, report: Report, actor=None, actor_label: str = "", action: str, field: str = "",
                  from_value="", to_value="", note: str = "", public: bool = False) -> ReportEvent:
-    """One audit row; `action` is a ReportEvent.Action. Status changes go through report_transition."""
-    return ReportEvent.objects.create(
+    """One audit row; `action` is a ReportEvent.Action. Status changes go through report_transition.
+
+    Every event is announced (`reports.signals.report_event_recorded`) once its transaction
+    commits, so notifications, team assignment and the like hang off the audit trail."""
+    event = ReportEvent.objects.create(
         report=report, actor=actor, actor_label=actor_label or (actor.get_username() if actor else "system"),
         action=ReportEvent.Action(action), field=field, from_value=str(from_value or ""),
         to_value=str(to_value or ""), note=note, public=public,
     )
+    transaction.on_commit(lambda: _announce(event))
+    return event
+
+
+def _announce(event: ReportEvent) -> None:
+    """After commit: a failing receiver is logged and never undoes or hides the change."""
+    for receiver, result in report_event_recorded.send_robust(sender=ReportEvent, event=event):
+        if isinstance(result, Exception):
+            logger.error("report %s event %s: receiver %r failed", event.report_id, event.action, receiver,
+                         exc_info=result)
 
 
 def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None, actor_label: str = "",

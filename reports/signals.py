@@ -5,3 +5,10 @@ from django.dispatch import Signal
 # unless it was asked not to classify). Keyword argument: report_id. The classifier subscribes
 # in its AppConfig.ready() and queues the report's classification.
 report_submitted = Signal()
+
+# Sent after the transaction that recorded a ReportEvent commits (reports.services.record_event,
+# the one writer of the audit trail: creation, every status change, labels, notes, merges...).
+# Keyword argument: event (a saved ReportEvent; event.report is the report as it was saved).
+# Sent robustly: a receiver that raises is logged and the others still run (the change is already
+# committed). Queue slow work (a task) rather than do it here.
+report_event_recorded = Signal()

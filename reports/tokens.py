@@ -40,3 +40,26 @@ def session_token(session, *, reference: str) -> str:
     """The session's still-valid token for `reference`, else ""."""
     token = session.get(SESSION_KEY, {}).get(reference, "")
     return token if citizen_token_valid(reference=reference, token=token) else ""
+
+
+# The reporter's private link, sent only to the reporter's e-mail address (notifications): it
+# opens their report's manage page (add an update, "still not fixed") without an account.
+# Signs the reference only; it is unguessable without SECRET_KEY and expires after
+# REPORTER_LINK_MAX_AGE seconds. URL: reverse("report-manage", args=[reference, token]).
+REPORTER_LINK_SALT = "reports.reporter-link"
+
+
+def reporter_link_token(*, reference: str) -> str:
+    return signing.TimestampSigner(salt=REPORTER_LINK_SALT).sign(reference).split(":", 1)[1]
+
+
+def reporter_link_valid(*, reference: str, token: str) -> bool:
+    """True when `token` is this reference's reporter link and younger than REPORTER_LINK_MAX_AGE."""
+    if not token:
+        return False
+    try:
+        signing.TimestampSigner(salt=REPORTER_LINK_SALT).unsign(f"{reference}:{token}",
+                                                                max_age=settings.REPORTER_LINK_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired is a BadSignature
+        return False
+    return True

@@ -152,6 +152,7 @@ DUPLICATE_RADIUS_M = env.float("DUPLICATE_RADIUS_M", default=50)
 # How long after submitting a citizen may confirm or correct the category on the
 # thank-you page (the signed token in their session expires), seconds.
 CITIZEN_LABEL_MAX_AGE = env.int("CITIZEN_LABEL_MAX_AGE", default=24 * 3600)
+REPORTER_LINK_MAX_AGE = env.int("REPORTER_LINK_MAX_AGE", default=400 * 24 * 3600)  # seconds: the reporter's private link in e-mails
 
 # Reverse proxies (nginx, a load balancer) whose X-Forwarded-For is believed, as CIDRs
 # ("10.0.0.0/8,192.0.2.1/32"); empty = none, the header is ignored (reports/clientip.py).

@@ -269,3 +269,30 @@ def test_citizen_cannot_pick_an_inactive_category(unique_jpeg):
         services.report_set_citizen_category(report=r, category=retired)
     r.refresh_from_db()
     assert r.citizen_category is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_event_is_announced_after_its_transaction_commits(unique_jpeg):
+    from reports.signals import report_event_recorded
+
+    seen = []
+
+    def receiver(sender, event, **kwargs):
+        seen.append((event.action, event.report.service_request_id))
+        raise RuntimeError("a broken receiver must not break intake")
+
+    report_event_recorded.connect(receiver)
+    try:
+        intake = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1), classify=False)
+    finally:
+        report_event_recorded.disconnect(receiver)
+    assert seen == [("created", intake.report.service_request_id)]
+
+
+def test_reporter_link_token_is_for_one_reference_only():
+    from reports import tokens
+
+    token = tokens.reporter_link_token(reference="ABCDEFGHJK")
+    assert tokens.reporter_link_valid(reference="ABCDEFGHJK", token=token)
+    assert not tokens.reporter_link_valid(reference="ABCDEFGHJL", token=token)
+    assert not tokens.reporter_link_valid(reference="ABCDEFGHJK", token=token[:-1] + "x")
