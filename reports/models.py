@@ -6,10 +6,11 @@ import secrets
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GistIndex
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Case, F, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from . import workflow
 from .categories import NO_ISSUE, NO_ISSUE_NAME
@@ -188,8 +189,10 @@ class Report(models.Model):
             models.Index(fields=["final_category", "status"]),
             models.Index(fields=["predicted_category", "status"]),
             models.Index(fields=["status", "predicted_probability", "created_at"], name="report_queue_idx"),
+            # Map boxes compare location::geometry (reports.selectors.in_bbox); this serves them.
+            GistIndex(Cast("location", models.PointField(srid=4326)), name="report_location_geom_idx"),
         ]
-        # GiST on location comes with the geography PointField (spatial_index=True).
+        # GiST on location (geography) comes with the PointField (spatial_index=True).
         constraints = [
             models.CheckConstraint(
                 condition=Q(predicted_probability__isnull=True)

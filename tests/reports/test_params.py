@@ -149,3 +149,16 @@ def test_open311_lat_long_radius_finds_reports_nearby(client, london_and_sydney)
     assert [r["service_request_id"] for r in near] == [london_and_sydney[0]]  # ~111 m away
     far = json.loads(client.get(f"{REQUESTS}.json", {"lat": "51.6", "long": "-0.12", "radius": "500"}).content)
     assert far == []
+
+
+def test_the_bbox_filter_matches_the_geometry_index(db):
+    """in_bbox's cast is the indexed expression (migration 0008), so a map box need not scan every row."""
+    from django.db import connection
+
+    from reports.models import Report
+    from reports.selectors import in_bbox
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a few test rows would otherwise favour a scan
+        plan = Report.objects.filter(in_bbox((-0.2, 51.4, 0.0, 51.6))).explain()
+    assert "report_location_geom_idx" in plan
