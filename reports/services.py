@@ -305,6 +305,11 @@ def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None,
         report.reject_reason = ""
         update.add("reject_reason")
     if frm == Report.Status.DUPLICATE:
+        twin = (Report.objects.filter(photo_sha256=report.photo_sha256, duplicate_of__isnull=True)
+                .exclude(pk=report.pk).values_list("service_request_id", flat=True).first())
+        if twin:  # one report per photo (report_one_original_per_photo): this one stays merged
+            raise ValidationError({"status": f"This report is the same photo as {twin}, so it stays a "
+                                             f"duplicate of it; reopen {twin} instead."}, code="same_photo")
         report.duplicate_of = None
         update.add("duplicate_of")
     if by != By.CLASSIFIER:

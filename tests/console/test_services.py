@@ -235,3 +235,18 @@ def test_every_staff_status_change_goes_through_the_workflow_and_is_recorded(sup
     assert moves == [("status", S.NEEDS_REVIEW, S.TRIAGED), ("status", S.TRIAGED, S.FIXED),
                      ("reopen", S.FIXED, S.TRIAGED)]
     assert report.version == 4
+
+
+@pytest.mark.django_db
+def test_a_merged_copy_of_the_same_photo_cannot_be_reopened_beside_its_original(supervisor, make_report):
+    # Copies a duplicate-photo race made are merged by a migration (reports 0005); reopening one would
+    # leave two originals of one photo (the unique index refuses it: a 500 before this check).
+    original = make_report(status=S.IN_PROGRESS)
+    dup = services.report_mark_duplicate(report=make_report(lat=51.50002), original=original, staff=supervisor,
+                                         expected_version=1)
+    Report.objects.filter(pk=dup.pk).update(photo_sha256=original.photo_sha256)
+    dup.refresh_from_db()
+    with pytest.raises(ValidationError, match=f"same photo as {original.service_request_id}"):
+        services.report_set_status(report=dup, staff=supervisor, status=S.NEEDS_REVIEW, expected_version=dup.version)
+    dup.refresh_from_db()
+    assert (dup.status, dup.duplicate_of) == (S.DUPLICATE, original)
