@@ -35,7 +35,7 @@ WITH cats AS (SELECT array_agg(id ORDER BY "order") AS ids, array_agg(slug ORDER
 INSERT INTO reports_report (
     service_request_id, status, channel, location, location_source, address, description,
     citizen_category_id, predicted_label, predicted_category_id, predicted_probability, predicted_top_k,
-    model_version, classified_at, auto_triaged, possibly_not_issue, citizen_model_disagree,
+    model_version, classified_at, auto_triaged, possibly_not_issue, citizen_model_disagree, predicted_unknown, reject_reason,
     final_category_id, verified_at, reporter_name, reporter_email,
     photo_original, photo_public, photo_thumbnail, photo_format, photo_width, photo_height,
     photo_sha256, photo_phash, media_url, created_at, updated_at, version)
@@ -51,7 +51,7 @@ SELECT
     CASE WHEN g %% 10 = 0 THEN NULL ELSE cats.ids[1 + (g * 13) %% array_length(cats.ids, 1)] END,
     round(random()::numeric, 4)::float8,
     '[["pothole", 0.5], ["graffiti", 0.3], ["other", 0.1]]'::jsonb,
-    'bench-1', now(), g %% 7 = 0, g %% 10 = 0, g %% 9 = 0,
+    'bench-1', now(), g %% 7 = 0, g %% 10 = 0, g %% 9 = 0, false, '',
     CASE WHEN g %% 3 = 0 THEN cats.ids[1 + (g * 13) %% array_length(cats.ids, 1)] END,
     CASE WHEN g %% 3 = 0 THEN now() END,
     'Reporter ' || g, 'r' || g || '@example.org',
