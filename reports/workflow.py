@@ -29,7 +29,7 @@ class By(StrEnum):
     STAFF = "staff"  # the console's status menu, and verifying (console.services)
     MERGE = "merge"  # staff marking a duplicate: needs the original, so never in the status menu
     CLASSIFIER = "classifier"  # routing once the model has spoken, or when no model can
-    CITIZEN = "citizen"  # the citizen's own label contradicting an auto-triage
+    CITIZEN = "citizen"  # the citizen's own label contradicting an auto-triage; "still not fixed"
 
 
 S = Status
@@ -42,6 +42,8 @@ OPEN = frozenset(S) - CLOSED
 REOPEN_TARGETS = frozenset({S.NEEDS_REVIEW, S.TRIAGED, S.IN_PROGRESS})
 # A rejected report's label is "no issue", a duplicate's the original's: reopen before relabelling.
 RELABEL_NEEDS_REOPEN = frozenset({S.REJECTED, S.DUPLICATE})
+# The reporter may say "still not fixed" about these (reopening to needs review).
+CITIZEN_REOPENS = frozenset({S.FIXED, S.CLOSED})
 
 MOVES: dict[By, dict[str, frozenset[str]]] = {
     By.STAFF: {
@@ -53,7 +55,10 @@ MOVES: dict[By, dict[str, frozenset[str]]] = {
     },
     By.MERGE: {status: frozenset({S.DUPLICATE}) for status in OPEN},
     By.CLASSIFIER: {S.PENDING: frozenset({S.TRIAGED, S.NEEDS_REVIEW})},
-    By.CITIZEN: {S.TRIAGED: frozenset({S.NEEDS_REVIEW})},
+    # The reporter's "still not fixed" (their private link) reopens a finished report for a person to
+    # look at again; rejected and duplicate stay staff decisions.
+    By.CITIZEN: {S.TRIAGED: frozenset({S.NEEDS_REVIEW}),
+                 **{done: frozenset({S.NEEDS_REVIEW}) for done in CITIZEN_REOPENS}},
 }
 
 

@@ -36,10 +36,14 @@ def test_the_classifier_triages_without_a_staff_label_but_only_from_pending():
         check_transition(S.NEEDS_REVIEW, S.TRIAGED, by=By.CLASSIFIER, has_category=False)
 
 
-def test_the_citizen_can_only_send_a_triaged_report_back_to_review():
-    assert workflow.MOVES[By.CITIZEN] == {S.TRIAGED: {S.NEEDS_REVIEW}}
+def test_the_citizen_can_only_send_a_triaged_report_back_to_review_or_reopen_a_finished_one():
+    assert workflow.MOVES[By.CITIZEN] == {S.TRIAGED: {S.NEEDS_REVIEW}, S.FIXED: {S.NEEDS_REVIEW},
+                                          S.CLOSED: {S.NEEDS_REVIEW}}
     with pytest.raises(TransitionRefused):
         check_transition(S.NEEDS_REVIEW, S.TRIAGED, by=By.CITIZEN, has_category=False)
+    for frm in (S.REJECTED, S.DUPLICATE, S.IN_PROGRESS):
+        with pytest.raises(TransitionRefused):
+            check_transition(frm, S.NEEDS_REVIEW, by=By.CITIZEN, has_category=True)
 
 
 def test_duplicate_is_reached_only_by_merging_an_open_report():
