@@ -21,6 +21,7 @@ class Console(models.Model):
             ("edit_thresholds", "Can edit per-category auto-triage thresholds"),
             ("retrain_model", "Can start a retrain"),
             ("rollback_model", "Can roll back the active model"),
+            ("manage_routing", "Can edit teams, areas and routing rules"),
         ]
 
 

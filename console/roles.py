@@ -16,7 +16,7 @@ _TRIAGER_PERMS = [
 ]
 _SUPERVISOR_PERMS = _TRIAGER_PERMS + [
     "console.assign_report", "console.reopen_report", "console.merge_duplicates", "console.view_contact",
-    "console.edit_thresholds", "console.retrain_model", "console.rollback_model",
+    "console.edit_thresholds", "console.retrain_model", "console.rollback_model", "console.manage_routing",
 ]
 # Admins also need `is_staff` to log in to the Django admin (setup_roles --user NAME --role admin sets it).
 _ADMIN_PERMS = _SUPERVISOR_PERMS + [
