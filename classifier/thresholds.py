@@ -33,7 +33,7 @@ from statistics import NormalDist
 
 # Where `python -m training evaluate --predictions` output lives in a model directory
 # (docs/MODEL_FORMAT.md): one JSON object per holdout photo.
-HOLDOUT_PREDICTIONS_FILE = "holdout_predictions.jsonl"
+from inference.modelformat import HOLDOUT_PREDICTIONS_FILE  # noqa: F401  (re-exported for retrain, quality)
 # Candidate thresholds, fixed before seeing any data (a data-dependent grid would void the guarantee).
 CANDIDATES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 METHOD = "learn-then-test: one-sided Clopper-Pearson lower bound, fixed-sequence testing from the highest candidate down"
