@@ -45,6 +45,11 @@ class Category(models.Model):
     auto_triage_threshold = models.FloatField(
         default=0.85, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
+    # Response targets in working days (reports.targets): the public is told the fix target.
+    triage_target_days = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(250)], help_text="Working days to triage a report.")
+    fix_target_days = models.PositiveSmallIntegerField(
+        default=10, validators=[MaxValueValidator(250)], help_text="Working days to fix a report.")
 
     class Meta:
         ordering = ["order", "name"]
@@ -52,79 +57,6 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class Team(models.Model):
-    """Who fixes a report: a council department, a contractor, or an outside body (National
-    Highways, the water company) that the council forwards reports to."""
-
-    class Kind(models.TextChoices):
-        DEPARTMENT = "department", "Council department"
-        CONTRACTOR = "contractor", "Contractor"
-        OUTSIDE_BODY = "outside_body", "Outside body"
-
-    class SendMethod(models.TextChoices):
-        EMAIL = "email", "Email"
-        OPEN311 = "open311", "Open311 (not yet sent)"  # reserved: a push to a back office, later
-
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DEPARTMENT)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
-    email = models.EmailField(blank=True, help_text="Where reports are forwarded (required for an outside body).")
-    send_method = models.CharField(max_length=16, choices=SendMethod.choices, default=SendMethod.EMAIL)
-    active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_outside_body(self) -> bool:
-        return self.kind == self.Kind.OUTSIDE_BODY
-
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        if self.is_outside_body and self.send_method == self.SendMethod.EMAIL and not self.email:
-            raise ValidationError({"email": "An outside body needs a contact email to forward reports to."})
-
-
-class Area(models.Model):
-    """A named polygon (a ward, a park, a trunk road corridor), e.g. imported from GeoJSON
-    with `manage.py import_areas`; routing rules (and later area alerts) refer to it."""
-
-    name = models.CharField(max_length=200, unique=True)
-    geometry = models.MultiPolygonField(srid=4326)  # longitude/latitude
-    source = models.CharField(max_length=255, blank=True)  # the file it came from
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class RoutingRule(models.Model):
-    """Reports of `category` (any if blank) inside `area` (anywhere if blank) go to `team`.
-    reports.assignment.match_rule says which rule wins."""
-
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    area = models.ForeignKey(Area, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
-    priority = models.PositiveIntegerField(default=100, help_text="Lower wins.")
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="rules")
-    active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["priority", "id"]
-
-    def __str__(self) -> str:
-        what = self.category.name if self.category_id else "Any category"
-        where = f" in {self.area.name}" if self.area_id else ""
-        return f"rule #{self.pk}: {what}{where} -> {self.team.name}"
 
 
 class Team(models.Model):
@@ -310,11 +242,6 @@ class Report(models.Model):
     routing_rule = models.ForeignKey(
         RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Who fixes it and the rule that chose them; written only by reports.assignment.assign_team.
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
-    routing_rule = models.ForeignKey(
-        RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     # Private: never in a public representation.
     reporter_name = models.CharField(max_length=100, blank=True)
@@ -334,6 +261,12 @@ class Report(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every staff change; a stale version means someone else acted first.
     version = models.PositiveIntegerField(default=1)
+    # Response targets (reports.targets.report_set_due_dates): from created_at and the category.
+    triage_due_at = models.DateTimeField(null=True, blank=True)
+    fix_due_at = models.DateTimeField(null=True, blank=True)
+    # Set by report_transition: the first triage, and the move into a closed status (cleared on reopen).
+    triaged_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     objects = ReportQuerySet.as_manager()
 
@@ -407,7 +340,6 @@ class ReportEvent(models.Model):
         NOTE = "note", "Note"
         ASSIGN = "assign", "Assigned"
         ASSIGNED = "assigned", "Assigned to team"
-        ASSIGNED = "assigned", "Assigned to team"
         ALSO_REPORTED = "also_reported", "Also reported"
         CITIZEN_UPDATE = "citizen_update", "Reporter's update"
 
@@ -471,6 +403,20 @@ class ReportUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.report_id} update {self.pk}"
+
+
+class NonWorkingDay(models.Model):
+    """A day the council is closed besides weekends and bank holidays (e.g. the Christmas
+    closure): response targets skip it."""
+
+    date = models.DateField(unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date:%d %b %Y} {self.name}"
 
 
 class ApiKey(models.Model):
