@@ -16,6 +16,7 @@ from classifier.quality import auto_triage_policy, describe_evidence, live_preci
 from classifier.runs import open_retrain_run, recent_retrain_runs
 from classifier.training_data import label_photos
 from classifier.triggers import is_correction, trigger_status
+from inference.metrics import class_scores
 from reports.categories import NO_ISSUE
 from reports.models import Category, Report, staff_labelled_q
 from reports.selectors import label_names
@@ -45,19 +46,12 @@ def model_quality(*, version: str, since: dt.datetime | None = None) -> dict:
     order = list(Category.objects.order_by("order", "name").values_list("slug", flat=True)) + [NO_ISSUE]
     seen = {label for pair in pairs for label in pair}
     labels = [s for s in order if s in seen] + sorted(seen - set(order))
-    scores = []
-    for label in labels:
-        tp = pairs.get((label, label), 0)
-        predicted = sum(n for (t, p), n in pairs.items() if p == label)
-        actual = sum(n for (t, p), n in pairs.items() if t == label)
-        precision = tp / predicted if predicted else None
-        recall = tp / actual if actual else None
-        f1 = (2 * precision * recall / (precision + recall)
-              if precision is not None and recall is not None and precision + recall else None)
-        scores.append(ClassScore(label, precision, recall, f1, actual))
+    counts = [[pairs.get((t, p), 0) for p in labels] for t in labels]
+    scores = [ClassScore(label, s.precision, s.recall, s.f1, s.support)
+              for label, s in zip(labels, class_scores(counts))]  # training's evaluation uses the same definition
     total = sum(pairs.values())
     correct = sum(n for (t, p), n in pairs.items() if t == p)
-    matrix = [(t, [pairs.get((t, p), 0) for p in labels]) for t in labels]
+    matrix = list(zip(labels, counts))
     return {"labels": labels, "scores": scores, "matrix": matrix, "total": total,
             "accuracy": correct / total if total else None}
 
