@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-from classifier.preprocess import INTERPOLATIONS, to_array
+from inference.preprocess import INTERPOLATIONS, to_array
 from training import data
 from training.config import TrainConfig
 from training.features import Encoder, FeatureCache, Images

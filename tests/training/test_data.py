@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.preprocess import PreprocessSpec, preprocess, to_array
+from inference.preprocess import PreprocessSpec, preprocess, to_array
 from training.config import TrainConfig
 from training.data import (
     Augment, Sample, class_names, load_for_training, load_samples, stratified_folds, stratified_take,

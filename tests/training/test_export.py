@@ -6,7 +6,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from classifier.preprocess import PreprocessSpec
+from inference.preprocess import PreprocessSpec
 from training.export import export_model
 from training.model import create_model
 
