@@ -19,6 +19,7 @@ from reports import photos as report_photos
 from reports.categories import NO_ISSUE
 from reports.models import Category, Report, ReportEvent
 from reports.routing import route, spot_check_drawn
+from reports.assignment import assign_team
 from reports.services import record_event, report_transition
 from reports.workflow import By
 
@@ -184,6 +185,8 @@ def classify_reports(report_ids: list[int]) -> int:
                         "possibly_not_issue", "citizen_model_disagree"],
                 note=json.dumps({"top_k": report.predicted_top_k, "unknown": prediction.unknown,
                                  "unknown_score": prediction.unknown_score}))
+            if report.status == Report.Status.TRIAGED:
+                assign_team(report=report, actor_label="routing")
             if decision.spot_check:
                 spot_check_record(report=report, category=report.predicted_category,
                                   probability=decision.probability, model_version=prediction.model_version)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from reports import workflow
+from reports.assignment import assign_team
 from reports.models import Category, Report, ReportEvent
 from reports.services import record_event, report_transition
 from reports.validation import clean_text
@@ -152,6 +153,7 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
             _save(r, fields)
         else:
             report_transition(report=r, to=to, actor=staff, fields=fields)
+        assign_team(report=r, actor=staff)
         _after_label_commit(r)
     return r
 

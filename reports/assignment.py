@@ -1,0 +1,69 @@
+"""Which team fixes a report: routing rules (category, area, priority) and the one writer of
+Report.team.
+
+A rule matches a report when its category is blank or the report's category, and its area is
+blank or covers the report's point. The lowest priority number wins; on a tie the more
+specific rule wins (category and area, then category only, then area only, then a catch-all),
+then the older rule, so the answer never depends on the order rows come back in.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.gis.geos import Point
+from django.db.models import Q
+
+from .models import Report, ReportEvent, RoutingRule, Team
+from .services import record_event
+
+
+def _specificity(rule: RoutingRule) -> int:
+    """0 for category and area, 1 category only, 2 area only, 3 neither."""
+    return (0 if rule.category_id else 2) + (0 if rule.area_id else 1)
+
+
+def rule_matches(rule: RoutingRule, *, category_id: int | None, point: Point) -> bool:
+    if rule.category_id is not None and rule.category_id != category_id:
+        return False
+    return rule.area_id is None or rule.area.geometry.covers(point)
+
+
+def match_rule(rules: Iterable[RoutingRule], *, category_id: int | None, point: Point) -> RoutingRule | None:
+    """The winning rule among `rules` for a report of `category_id` at `point` (longitude,
+    latitude, SRID 4326), or None. Pure: reads only the rules given (and their areas)."""
+    matching = [r for r in rules if r.active and rule_matches(r, category_id=category_id, point=point)]
+    return min(matching, key=lambda r: (r.priority, _specificity(r), r.pk), default=None)
+
+
+def candidate_rules(*, category_id: int | None, point: Point) -> list[RoutingRule]:
+    """Active rules of active teams that could match: the database narrows by category and
+    area (a spatial index on the areas), so only the few covering areas are loaded."""
+    by_category = Q(category__isnull=True) | Q(category_id=category_id) if category_id else Q(category__isnull=True)
+    return list(RoutingRule.objects.filter(by_category, active=True, team__active=True)
+                .filter(Q(area__isnull=True) | Q(area__geometry__covers=point))
+                .select_related("team", "category", "area"))
+
+
+def assign_team(*, report: Report, actor=None, actor_label: str = "") -> Team | None:
+    """Route `report` to the team the winning rule names, for its current category and point,
+    and record an `assigned` event (field "team", old and new team slugs, the rule in the note)
+    when the team changes. No matching rule clears the team. Returns the team.
+
+    Call inside transaction.atomic() holding the report's row lock, after its category or
+    status was set (the classifier's auto-triage, a staff verify or correction). The version
+    is not bumped: the change that caused this did that already (or was the classifier's).
+    """
+    category = report.category
+    point = Point(report.location.x, report.location.y, srid=4326)
+    rule = match_rule(candidate_rules(category_id=category.pk if category else None, point=point),
+                      category_id=category.pk if category else None, point=point)
+    team = rule.team if rule else None
+    if (team.pk if team else None) == report.team_id:
+        return team
+    before = report.team.slug if report.team_id else ""
+    report.team, report.routing_rule = team, rule
+    report.save(update_fields=["team", "routing_rule", "updated_at"])
+    record_event(report=report, actor=actor, actor_label=actor_label or ("" if actor else "routing"),
+                 action=ReportEvent.Action.ASSIGNED, field="team", from_value=before,
+                 to_value=team.slug if team else "", note=str(rule) if rule else "no routing rule matches")
+    return team
