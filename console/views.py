@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from reports import clusters
 from reports.categories import NO_ISSUE
 from reports.models import Category, Report
 from reports.selectors import label_names
@@ -365,10 +366,20 @@ def _strict_filters(request):
 @require_GET
 @staff_view
 def map_geojson(request):
+    """The reports in the map's box, or grid clusters when there are more than
+    MAP_CLUSTER_THRESHOLD (reports.clusters; `zoom` sizes them)."""
     filters, refused = _strict_filters(request)
     if refused:
         return refused
-    return JsonResponse(selectors.map_features(filters))
+    try:
+        zoom = clusters.parse_zoom(request.GET.get("zoom"))
+    except ValidationError as exc:
+        return JsonResponse({"detail": exc.message_dict["zoom"][0], "errors": exc.message_dict}, status=400)
+    matching = selectors.filtered_reports(filters)
+    if clusters.too_many(matching):
+        return JsonResponse(clusters.cluster_collection(matching, bbox=filters.bbox, zoom=zoom))
+    features = selectors.map_features(filters, limit=clusters.threshold())
+    return JsonResponse({**features, "clustered": False, "count": len(features["features"])})
 
 
 class _Echo:

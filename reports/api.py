@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
-from . import params, selectors, services, throttle
+from . import clusters, params, selectors, services, throttle
 from .apikeys import api_key_check
 from .models import Category, Report
 from .text import printable
@@ -245,10 +245,19 @@ IN_BBOX = OpenApiParameter(
                                              "any box within -180..180 / -90..90, the whole world included")
 
 
-@extend_schema_view(get=extend_schema(parameters=[IN_BBOX], responses={200: ReportGeoSerializer(many=True),
-                                                                       400: ERRORS[400]}))
+ZOOM = OpenApiParameter(
+    "zoom", OpenApiTypes.INT, description=f"the map's zoom level (0..{clusters.MAX_ZOOM}), which sizes the clusters; "
+                                          "omitted, they are sized from the box")
+GEO_LIST = OpenApiResponse(ReportGeoSerializer(many=True), description=(
+    "`clustered: false`: one feature per report. `clustered: true` (more than MAP_CLUSTER_THRESHOLD reports "
+    "match): one feature per grid cell instead, with properties `cluster: true`, `count` (reports in it) and "
+    "`bbox` (their extent; zoom to it); `count` at the top is the number of matching reports either way."))
+
+
+@extend_schema_view(get=extend_schema(parameters=[IN_BBOX, ZOOM], responses={200: GEO_LIST, 400: ERRORS[400]}))
 class ReportGeoListView(generics.ListAPIView):
-    """GeoJSON FeatureCollection; `in_bbox=min_lon,min_lat,max_lon,max_lat`."""
+    """GeoJSON FeatureCollection of the reports in `in_bbox=min_lon,min_lat,max_lon,max_lat`, or of grid
+    clusters where that would be more than MAP_CLUSTER_THRESHOLD (reports.clusters)."""
 
     serializer_class = ReportGeoSerializer
     filter_backends = [BBoxFilter, filters.DjangoFilterBackend]
@@ -258,6 +267,12 @@ class ReportGeoListView(generics.ListAPIView):
     def get_queryset(self):
         return selectors.public_reports().order_by("-created_at")
 
-    def filter_queryset(self, queryset):
-        # Slice after filtering: a map never needs more than 5000 markers at once.
-        return super().filter_queryset(queryset)[:5000]
+    def list(self, request, *args, **kwargs):
+        zoom = clusters.parse_zoom(request.query_params.get("zoom"))
+        queryset = self.filter_queryset(self.get_queryset())
+        if clusters.too_many(queryset):
+            bbox = params.parse_bbox(request.query_params.get("in_bbox"), name="in_bbox")
+            return Response(clusters.cluster_collection(queryset, bbox=bbox, zoom=zoom))
+        data = self.get_serializer(queryset[:clusters.threshold()], many=True).data
+        return Response({"type": data["type"], "clustered": False, "count": len(data["features"]),
+                         "features": data["features"]})
