@@ -26,6 +26,7 @@ from reports import workflow
 from reports.assignment import assign_team
 from reports.models import Category, Report, ReportEvent
 from reports.services import record_event, report_transition
+from reports.targets import report_set_due_dates
 from reports.validation import clean_text
 from reports.workflow import By
 
@@ -148,6 +149,7 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
         record_event(report=r, actor=staff, action=A.VERIFY if category.slug == r.predicted_label else A.CORRECT,
                      field="final_category", from_value=_slug(before), to_value=category.slug,
                      note=f"model said {r.predicted_label or 'nothing'}")
+        fields += report_set_due_dates(r)  # a new category, new targets
         to = workflow.after_verify(r.status)
         if to is None:
             _save(r, fields)

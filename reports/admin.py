@@ -3,14 +3,23 @@ from django.contrib.gis.admin import GISModelAdmin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import ApiKey, Category, Report, ReportEvent
+from .models import ApiKey, Category, NonWorkingDay, Report, ReportEvent
 
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "group", "active", "order", "auto_triage_threshold"]
-    list_editable = ["active", "order", "auto_triage_threshold"]
+    list_display = ["name", "slug", "group", "active", "order", "auto_triage_threshold",
+                    "triage_target_days", "fix_target_days"]
+    list_editable = ["active", "order", "auto_triage_threshold", "triage_target_days", "fix_target_days"]
     prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(NonWorkingDay)
+class NonWorkingDayAdmin(admin.ModelAdmin):
+    """The council's own closed days (reports.targets): new reports' targets skip them."""
+
+    list_display = ["date", "name"]
+    date_hierarchy = "date"
 
 
 class ReportEventInline(admin.TabularInline):
@@ -34,7 +43,8 @@ class ReportAdmin(GISModelAdmin):
     # URL serves it, so it links to the console's staff-only view instead.
     exclude = ["photo_original"]
     readonly_fields = ["service_request_id", "status", "original_photo", "photo_sha256", "photo_phash",
-                       "model_version", "predicted_top_k", "created_at", "updated_at", "version"]
+                       "model_version", "predicted_top_k", "created_at", "updated_at", "version",
+                       "triage_due_at", "fix_due_at", "triaged_at", "closed_at"]
     inlines = [ReportEventInline]
 
     @admin.display(description="Original photo")

@@ -12,11 +12,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from . import photos, validation, workflow
 from .routing import route
 from .models import Category, Report, ReportEvent, ReportSupporter
 from .signals import report_event_recorded, report_submitted
+from .targets import report_set_due_dates
 from .workflow import By
 
 logger = logging.getLogger(__name__)
@@ -218,6 +220,7 @@ def report_create(
     )
     if exif_point is not None and source != Report.LocationSource.EXIF:
         report.exif_distance_m = geodesic_distance_m(point, exif_point)
+    report_set_due_dates(report)
     # The unique photo index is checked by the INSERT itself (validating it here would race).
     report.full_clean(exclude=["photo_original", "photo_public", "photo_thumbnail"], validate_constraints=False)
     public_bytes, thumb_bytes = photos.public_derivative(info), photos.thumbnail(info)
@@ -280,6 +283,10 @@ def _announce(event: ReportEvent) -> None:
                          exc_info=result)
 
 
+# A caller saving one of these changes the report's category, so its due dates move with it.
+_CATEGORY_FIELDS = frozenset({"final_category", "predicted_category", "citizen_category"})
+
+
 def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None, actor_label: str = "",
                       action: str = "", note: str = "", public: bool = False,
                       fields: Iterable[str] = ()) -> Report:
@@ -292,7 +299,9 @@ def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None,
     raises ValidationError naming the allowed ones. Leaving rejected drops the reject reason,
     leaving duplicate the link to the original. Any move but the classifier's bumps the
     version, so whoever looks at the old state gets a conflict. The event's action defaults
-    to `reopen` out of a closed status, else `status`.
+    to `reopen` out of a closed status, else `status`. The first move out of intake stamps
+    `triaged_at`, closing stamps `closed_at` (reopening clears it), and a category among
+    `fields` moves the due dates (reports.targets).
     """
     frm = report.status
     try:
@@ -301,6 +310,14 @@ def report_transition(*, report: Report, to: str, by: By = By.STAFF, actor=None,
         raise ValidationError({"status": str(exc)}, code="transition") from None
     update = {*fields, "status", "updated_at"}
     report.status = to
+    if frm in workflow.INTAKE and to not in workflow.INTAKE and report.triaged_at is None:
+        report.triaged_at = timezone.now()
+        update.add("triaged_at")
+    if workflow.is_open(frm) != workflow.is_open(to):
+        report.closed_at = None if workflow.is_open(to) else timezone.now()
+        update.add("closed_at")
+    if update & _CATEGORY_FIELDS:
+        update.update(report_set_due_dates(report))
     if frm == Report.Status.REJECTED and report.reject_reason:
         report.reject_reason = ""
         update.add("reject_reason")
@@ -363,7 +380,7 @@ def report_set_citizen_category(*, report: Report, category: Category) -> Report
                               note=f"the citizen says {category.slug}, the model said {r.predicted_label}")
         else:
             r.version += 1
-            r.save(update_fields=[*fields, "version", "updated_at"])
+            r.save(update_fields=[*fields, *report_set_due_dates(r), "version", "updated_at"])
     return r
 
 

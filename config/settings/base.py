@@ -147,6 +147,11 @@ COUNCIL_NATION = env("COUNCIL_NATION", default="ENG")
 # Reporter (and "also reported") contact details are erased this many days after a report
 # closes (manage.py erase_contact_details, nightly). 0 = never.
 REPORTER_CONTACT_RETENTION_DAYS = env.int("REPORTER_CONTACT_RETENTION_DAYS", default=365)
+# Response targets skip this nation's bank holidays (holidays.UK subdivision: ENG, WLS, SCT, NIR).
+COUNCIL_NATION = env("COUNCIL_NATION", default="ENG")
+# Reporter (and "also reported") contact details are erased this many days after a report
+# closes (manage.py erase_contact_details, nightly). 0 = never.
+REPORTER_CONTACT_RETENTION_DAYS = env.int("REPORTER_CONTACT_RETENTION_DAYS", default=365)
 # Map: tile URL template; empty disables tiles (the pin still works).
 MAP_TILE_URL = env("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
