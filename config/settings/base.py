@@ -147,15 +147,13 @@ COUNCIL_NATION = env("COUNCIL_NATION", default="ENG")
 # Reporter (and "also reported") contact details are erased this many days after a report
 # closes (manage.py erase_contact_details, nightly). 0 = never.
 REPORTER_CONTACT_RETENTION_DAYS = env.int("REPORTER_CONTACT_RETENTION_DAYS", default=365)
-# Response targets skip this nation's bank holidays (holidays.UK subdivision: ENG, WLS, SCT, NIR).
-COUNCIL_NATION = env("COUNCIL_NATION", default="ENG")
-# Reporter (and "also reported") contact details are erased this many days after a report
-# closes (manage.py erase_contact_details, nightly). 0 = never.
-REPORTER_CONTACT_RETENTION_DAYS = env.int("REPORTER_CONTACT_RETENTION_DAYS", default=365)
 # Map: tile URL template; empty disables tiles (the pin still works).
 MAP_TILE_URL = env("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 MAP_DEFAULT_CENTER = env.list("MAP_DEFAULT_CENTER", cast=float, default=[51.5074, -0.1278])  # lat, lon
+# Maps (REST GeoJSON, console map): above this many reports in the box, answer with grid
+# clusters (reports/clusters.py) instead of one feature per report. Reports.
+MAP_CLUSTER_THRESHOLD = env.int("MAP_CLUSTER_THRESHOLD", default=1000)
 # Maps (REST GeoJSON, console map): above this many reports in the box, answer with grid
 # clusters (reports/clusters.py) instead of one feature per report. Reports.
 MAP_CLUSTER_THRESHOLD = env.int("MAP_CLUSTER_THRESHOLD", default=1000)
