@@ -147,7 +147,7 @@ def request_data(report: Report, request) -> dict:
         "service_notice": None,
         "requested_datetime": _when(report.created_at),
         "updated_datetime": _when(report.updated_at),
-        "expected_datetime": None,
+        "expected_datetime": _when(report.fix_due_at) if report.is_open else None,  # the fix target
         "address": report.address or None,
         "address_id": None,
         "zipcode": None,

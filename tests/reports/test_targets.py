@@ -150,3 +150,15 @@ def test_closing_stamps_closed_at_and_reopening_clears_it(make_report, superviso
                                expected_version=report.version)
     report.refresh_from_db()
     assert report.closed_at is None
+
+
+@pytest.mark.django_db
+def test_open311_expected_datetime_is_the_fix_target_while_open(client, unique_jpeg):
+    report = report_create(photo=unique_jpeg(lat=51.5, lon=-0.12), category="pothole", classify=False).report
+    url = f"/open311/v2/requests/{report.service_request_id}.json"
+    [item] = client.get(url).json()
+    assert item["expected_datetime"] == timezone.localtime(report.fix_due_at).isoformat(timespec="seconds")
+    assert item["expected_datetime"].endswith(("+00:00", "+01:00"))
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.FIXED)
+    [item] = client.get(url).json()
+    assert item["expected_datetime"] is None
