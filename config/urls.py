@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("", include("reports.urls")),
     path("console/", include("console.urls")),
+    path("", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]
 if settings.DEBUG:  # production: the web server serves MEDIA_ROOT (public derivatives only)

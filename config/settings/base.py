@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "reports",
     "classifier",
     "console",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -284,6 +285,19 @@ HOLDOUT_MIN_PER_LABEL = 5  # labels with fewer verified reports get no holdout y
 # has this many verified photos (reports + training examples) outside the holdout; the holdout's
 # share comes on top. Below it the label trains on nothing and holds nothing back.
 MIN_PHOTOS_NEW_CLASS = env.int("MIN_PHOTOS_NEW_CLASS", default=10)  # photos
+
+# Mail (notifications/): EMAIL_URL like smtp+tls://user:pass@smtp.example.org:587 (production);
+# the demo writes .eml files to .local/mail/ instead (config/settings/local.py).
+vars().update(env.email_url("EMAIL_URL", default="smtp://127.0.0.1:25"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)  # seconds a send may wait for the mail server
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Civic reports <reports@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")  # links in e-mails start with this
+MAIL_TASK_BACKEND = env("MAIL_TASK_BACKEND", default="default")  # TASKS alias that sends mail
+MAIL_MAX_ATTEMPTS = env.int("MAIL_MAX_ATTEMPTS", default=8)  # sends of one message before it is marked failed
+MAIL_RETRY_BASE_SECONDS = env.int("MAIL_RETRY_BASE_SECONDS", default=60)  # seconds; doubles after each failure
+MAIL_RETRY_MAX_SECONDS = env.int("MAIL_RETRY_MAX_SECONDS", default=3600)  # seconds, longest wait between sends
+UNSUBSCRIBE_LINK_MAX_AGE = env.int("UNSUBSCRIBE_LINK_MAX_AGE", default=2 * 365 * 24 * 3600)  # seconds
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
