@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import routing_urls, update_views, views
 
 app_name = "console"
 
@@ -23,6 +23,8 @@ urlpatterns = [
     path("reports/<str:reference>/", views.report_detail, name="report"),
     path("reports/<str:reference>/original", views.photo_original, name="original"),
     path("reports/<str:reference>/photo", views.photo_public, name="photo"),
+    path("reports/<str:reference>/updates/<int:pk>/original", update_views.update_photo_original,
+         name="update-original"),
     path("reports/<str:reference>/duplicates/", views.duplicates, name="duplicates"),
     path("reports/<str:reference>/verify", views.verify, name="verify"),
     path("reports/<str:reference>/status", views.set_status, name="status"),
@@ -30,3 +32,5 @@ urlpatterns = [
     path("reports/<str:reference>/assign", views.assign, name="assign"),
     path("reports/<str:reference>/duplicate", views.mark_duplicate, name="duplicate"),
 ]
+
+urlpatterns += routing_urls.urlpatterns

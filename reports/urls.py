@@ -11,6 +11,7 @@ urlpatterns = [
     path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
     path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),
     path("report/<str:reference>/label/", views.report_citizen_label, name="report-citizen-label"),
+    path("report/<str:reference>/manage/<str:token>/", views.report_manage, name="report-manage"),
     path("api/v1/reports/", api.ReportCreateView.as_view(), name="api-report-create"),
     path("api/v1/reports/geojson/", api.ReportGeoListView.as_view(), name="api-report-geojson"),
     path("api/v1/reports/<str:reference>/", api.ReportDetailView.as_view(), name="api-report-detail"),

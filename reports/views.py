@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from rest_framework.exceptions import Throttled
 
-from . import selectors, services, throttle, tokens
+from . import selectors, services, throttle, tokens, updates, workflow
 from .forms import CitizenLabelForm, ReportForm
 from .models import Category, Report
 
@@ -117,11 +118,15 @@ def report_thanks(request, reference: str):
 
 
 def report_status(request, reference: str):
+    """Public: the status in plain words, the fix target while open, and the timeline of public updates."""
     report = _report_or_404(reference)
+    shown = selectors.public_status(report)
     return render(request, "reports/report_status.html", {
         "report": report,
-        "shown": selectors.public_status(report),
-        "notes": selectors.public_notes(selectors.public_status(report)),
+        "shown": shown,
+        "timeline": updates.public_timeline(shown),  # a duplicate's story goes on on its original
+        "status_words": updates.PUBLIC_WORDS[shown.status],
+        "fix_due_at": getattr(shown, "fix_due_at", None),  # response targets (reports.targets), where set
     })
 
 
@@ -163,3 +168,56 @@ def report_citizen_label(request, reference: str):
     if in_place:
         return render(request, "reports/_suggestion.html", _suggestion_context(request, report))
     return redirect(reverse("report-thanks", args=[report.service_request_id]))
+
+
+MANAGE_DONE = {"update": _("Thank you: your update is on the report's public page."),
+               "still_not_fixed": _("Thank you: we have reopened the report and our team will look at it again.")}
+
+
+def report_manage(request, reference: str, token: str):
+    """The reporter's private page, opened from the signed link in their e-mails: add an update
+    (text, optional photo) or, on a fixed or closed report, say "still not fixed".
+
+    A forged, expired or other report's token gets a 403 page pointing to the public page.
+    Posts count toward the same per-address limits as the report form (429 with Retry-After);
+    bad input is a 400 that keeps what was typed and stores nothing.
+    """
+    report = _report_or_404(reference)
+    if not tokens.reporter_link_valid(reference=report.service_request_id, token=token):
+        return render(request, "reports/report_manage_invalid.html", {"report": report}, status=403)
+    errors: dict = {}
+    status, retry_after = 200, None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            throttle.submission_check(request)
+            if action == "update":
+                upload = request.FILES.get("photo")
+                updates.report_add_update(report=report, text=request.POST.get("text", ""),
+                                          photo=upload.read() if upload else None)
+            elif action == "still_not_fixed":
+                updates.report_still_not_fixed(report=report, note=request.POST.get("note", ""))
+            else:
+                raise ValidationError(_("Choose what to do: add an update, or say it is still not fixed."))
+        except Throttled as exc:
+            status, retry_after = 429, exc.wait
+            errors = {None: [_("You have sent a lot in a short time. Please try again in about %(minutes)d "
+                               "minutes.") % {"minutes": math.ceil(exc.wait / 60)}]}
+        except ValidationError as exc:
+            errors, status = (exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}), 400
+        else:
+            messages.success(request, MANAGE_DONE[action])
+            return redirect("report-manage", reference=report.service_request_id, token=token)
+        report = _report_or_404(reference)
+    response = render(request, "reports/report_manage.html", {
+        "report": report, "shown": selectors.public_status(report), "token": token,
+        "timeline": updates.public_timeline(selectors.public_status(report)),
+        "status_words": updates.PUBLIC_WORDS[selectors.public_status(report).status],
+        "may_reopen": report.status in workflow.CITIZEN_REOPENS,
+        "errors": errors, "general_errors": errors.get(None, []) + errors.get("status", []),
+        "posted": request.POST if status != 200 else {},
+    }, status=status)
+    response["Cache-Control"] = "private, no-store"  # the page is reached by a secret link
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -23,10 +23,11 @@ def media_dirs(settings, tmp_path, monkeypatch):
                     "OPTIONS": {"location": str(private), "base_url": None}},
     }
     from classifier.models import TrainingExample
-    from reports.models import Report
+    from reports.models import Report, ReportUpdate
 
     for model, name in ((Report, "photo_original"), (Report, "photo_public"), (Report, "photo_thumbnail"),
-                        (TrainingExample, "photo")):
+                        (ReportUpdate, "photo_original"), (ReportUpdate, "photo_public"),
+                        (ReportUpdate, "photo_thumbnail"), (TrainingExample, "photo")):
         field = model._meta.get_field(name)
         monkeypatch.setattr(field, "storage", field._storage_callable())
     return public, private

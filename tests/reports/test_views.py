@@ -44,7 +44,7 @@ def test_status_page_shows_public_photo_not_original_or_contact(client, unique_j
     page = client.get(f"/report/{report.service_request_id}/").content.decode()
     assert report.photo_public.url in page
     assert report.photo_original.name not in page and "secret@example.org" not in page
-    assert "Pending classification" in page
+    assert "Waiting for our team to look at it" in page and "Pending classification" not in page  # plain words
 
 
 def test_bad_coordinates_from_the_hidden_fields_are_shown_on_the_page(client, unique_jpeg, media_dirs):
