@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-
-from tests import images
 
 pytestmark = pytest.mark.django_db
 
@@ -68,19 +67,15 @@ def test_chunked_upload_is_411_with_a_clear_message(client, path, kind):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_chunked_request_gets_411_not_no_file_submitted(live_server, media_dirs):
-    """Over a socket, as curl -H 'Transfer-Encoding: chunked' sends it: no Content-Length at all."""
-    boundary = "h1aboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n")
-    body = head.encode() + images.jpeg(lat=51.5, lon=-0.12) + f"\r\n--{boundary}--\r\n".encode()
+    """Over a socket, as curl -H 'Transfer-Encoding: chunked' starts one: no Content-Length at all.
+    The answer comes before any chunk is sent (sending the body first would race the server's close)."""
     url = urlsplit(live_server.url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    connection.request("POST", "/api/v1/reports/", body=iter([body[:1000], body[1000:]]), encode_chunked=True,
-                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                "Transfer-Encoding": "chunked"})
-    response = connection.getresponse()
-    detail = json.loads(response.read())["detail"]
-    connection.close()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/v1/reports/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        detail = json.loads(response.read())["detail"]
     assert response.status == 411 and "Content-Length" in detail
     from reports.models import Report
 
@@ -105,11 +100,24 @@ def _schema():
 schema = _schema()
 
 
-@pytest.mark.django_db(transaction=True)  # the WSGI handler closes the connection after each request
+@pytest.fixture
+def wsgi_in_test_transaction(db):
+    """Requests through the WSGI handler would close the test's connection at each request's end
+    (and lose its transaction); Django's own test client disconnects the same signal handler."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @schema.parametrize()
 @settings(max_examples=25, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
-def test_api_matches_its_schema(case):
+def test_api_matches_its_schema(case, wsgi_in_test_transaction):
     """Every response is documented (status, content type, body) and none is a 500. The schema
     cannot say that random bytes are not a photo, so a refused schema-valid upload is expected."""
     from schemathesis.checks import load_all_checks
@@ -119,8 +127,7 @@ def test_api_matches_its_schema(case):
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_real_reports_match_the_schema(unique_jpeg):
+def test_real_reports_match_the_schema(unique_jpeg, wsgi_in_test_transaction):
     """The run above mostly meets 400s and 404s; these are the answers for reports that exist:
     created (201), already reported (200), read back with and without duplicate_of, and mapped."""
     from reports import services
