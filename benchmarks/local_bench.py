@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", required=True)
     parser.add_argument("--local", required=True)
     parser.add_argument("--feature-cache", default=".local/feature-cache")
+    parser.add_argument("--holdout-per-class", type=int, default=40,
+                        help="civic-photos-dev photos per class held out (the fixed holdout)")
     parser.add_argument("--part", nargs="+", default=["ood", "adapt"], choices=("ood", "adapt"))
     parser.add_argument("--k", nargs="+", default=["5:5", "10:10", "20:10", "20:20"],
                         help="local photos drawn per class, fly_tipping:no_issue")
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = sorted(data.load_samples(args.dev), key=lambda s: str(s.path))
     local = sorted(data.load_samples(args.local, default_source="local"), key=lambda s: str(s.path))
     classes = data.class_names(dev)
-    holdout, pool = data.stratified_take(dev, per_class=40, seed=config.split_seed)
+    holdout, pool = data.stratified_take(dev, per_class=args.holdout_per_class, seed=config.split_seed)
     encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes)).eval()
     start = time.perf_counter()

@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", required=True)
     parser.add_argument("--local", required=True)
     parser.add_argument("--feature-cache", default=".local/feature-cache")
+    parser.add_argument("--holdout-per-class", type=int, default=40,
+                        help="civic-photos-dev photos per class held out (the fixed holdout)")
     parser.add_argument("--scores", nargs="+", default=["msp", "knn1", "knn10", "mahalanobis"])
     parser.add_argument("--part", nargs="+", default=["openset", "newclass"], choices=("openset", "newclass"))
     parser.add_argument("--new-class-photos", type=int, default=15)
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = sorted(data.load_samples(args.dev), key=lambda s: str(s.path))
     local = sorted(data.load_samples(args.local), key=lambda s: str(s.path))
     classes = data.class_names(dev)
-    holdout, pool = data.stratified_take(dev, per_class=40, seed=config.split_seed)
+    holdout, pool = data.stratified_take(dev, per_class=args.holdout_per_class, seed=config.split_seed)
     encoder = Encoder(config, torch.device("cpu"))
     net = create_model(len(classes)).eval()
     enc = lambda s, v: encoder.feature_views(net, Images(s, encoder.spec, classes, "x"), v)  # noqa: E731

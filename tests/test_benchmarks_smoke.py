@@ -93,14 +93,12 @@ def test_resolution_ablation(dev):
         "--holdout-per-class", 2)
 
 
-def test_local_bench_and_openset_bench(tmp_path, local):
-    """Both hold out a fixed 40 photos a class of the dev set, so it needs a few more than that."""
-    dev = photo_folder(tmp_path / "dev", DEV_CLASSES, per_class=43, seed=2)
+def test_local_bench_and_openset_bench(tmp_path, dev, local):
     cache = tmp_path / "features"
-    run("local_bench.py", "--dev", dev, "--local", local, "--feature-cache", cache, "--k", "2:2", "--shares", 0.5,
-        "--seeds", 1)
-    run("openset_bench.py", "--dev", dev, "--local", local, "--feature-cache", cache, "--new-class-photos", 2,
-        "--seeds", 1)
+    run("local_bench.py", "--dev", dev, "--local", local, "--feature-cache", cache, "--holdout-per-class", 3,
+        "--k", "2:2", "--shares", 0.5, "--seeds", 1)
+    run("openset_bench.py", "--dev", dev, "--local", local, "--feature-cache", cache, "--holdout-per-class", 3,
+        "--new-class-photos", 2, "--seeds", 1)
 
 
 def test_console_bench():
