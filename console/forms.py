@@ -30,6 +30,7 @@ class QueueFilterForm(forms.Form):
     possibly_not_issue = forms.BooleanField(required=False, label="Possibly not an issue")
     auto_triaged = forms.BooleanField(required=False, label="Auto-triaged (spot checks)")
     mine = forms.BooleanField(required=False, label="Assigned to me")
+    overdue = forms.BooleanField(required=False, label="Overdue")
     sort = forms.ChoiceField(choices=[("confidence", "Least confident first"), ("oldest", "Oldest first"),
                                       ("newest", "Newest first")], required=False)
 
@@ -77,6 +78,7 @@ class QueueFilterForm(forms.Form):
             possibly_not_issue=bool(d.get("possibly_not_issue")),
             auto_triaged=bool(d.get("auto_triaged")),
             assignee_id=user.pk if d.get("mine") else None,
+            overdue=bool(d.get("overdue")),
             sort=d.get("sort") if d.get("sort") in SORTS else "confidence",
         )
 

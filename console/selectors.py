@@ -12,19 +12,33 @@ from django.db.models import BooleanField, Count, FloatField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from reports import workflow
 from reports.models import Category, Report
 from reports.photos import hamming
 from reports.selectors import in_bbox
+from reports.targets import overdue_days
 
 S = Report.Status
 # Sort key of the default queue: least confident first (unclassified = -1, i.e. first), then oldest.
 # The same SQL text is indexed by reports/migrations/0003 so the planner can walk the index.
 CONFIDENCE_SQL = 'COALESCE("reports_report"."predicted_probability", -1)'
+
+
+def _statuses(statuses) -> str:
+    return ", ".join(f"'{s}'" for s in sorted(statuses))
+
+
+# Past the due date that applies now (reports.targets.current_due): triage while waiting for a
+# person, fix once triaged, never once closed. Every sort puts these first.
+LATE_SQL = (f'COALESCE(CASE WHEN "reports_report"."status" IN ({_statuses(workflow.INTAKE)}) '
+            f'THEN "reports_report"."triage_due_at" WHEN "reports_report"."status" IN '
+            f'({_statuses(workflow.CLOSED)}) THEN NULL ELSE "reports_report"."fix_due_at" END < now(), false)')
 SORTS = {
-    # name: (key SQL columns, direction)
-    "confidence": ([CONFIDENCE_SQL, '"reports_report"."created_at"', '"reports_report"."id"'], "asc"),
-    "oldest": (['"reports_report"."created_at"', '"reports_report"."id"'], "asc"),
-    "newest": (['"reports_report"."created_at"', '"reports_report"."id"'], "desc"),
+    # name: (key SQL columns, direction); the first column is "not late" (late, descending)
+    "confidence": ([f"NOT {LATE_SQL}", CONFIDENCE_SQL, '"reports_report"."created_at"', '"reports_report"."id"'],
+                   "asc"),
+    "oldest": ([f"NOT {LATE_SQL}", '"reports_report"."created_at"', '"reports_report"."id"'], "asc"),
+    "newest": ([LATE_SQL, '"reports_report"."created_at"', '"reports_report"."id"'], "desc"),
 }
 PAGE_SIZE = 50
 CATEGORY_FIELDS = ("current", "final", "predicted", "citizen")
@@ -46,6 +60,7 @@ class QueueFilters:
     possibly_not_issue: bool = False
     auto_triaged: bool = False
     assignee_id: int | None = None
+    overdue: bool = False  # only reports past the due date that applies now
     sort: str = "confidence"
 
 
@@ -100,6 +115,8 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
         qs = qs.filter(auto_triaged=True)
     if filters.assignee_id:
         qs = qs.filter(assignment__assignee_id=filters.assignee_id)
+    if filters.overdue:
+        qs = qs.alias(late=RawSQL(LATE_SQL, [], output_field=BooleanField())).filter(late=True)
     return qs
 
 
@@ -110,10 +127,12 @@ def _ordered(qs: QuerySet[Report], sort: str, *, reverse: bool = False) -> Query
 
 
 def sort_key(report: Report, sort: str) -> tuple:
+    late = overdue_days(report) is not None
+    first = late if sort == "newest" else not late
     if sort == "confidence":
         p = report.predicted_probability
-        return (-1.0 if p is None else p, report.created_at, report.pk)
-    return (report.created_at, report.pk)
+        return (first, -1.0 if p is None else p, report.created_at, report.pk)
+    return (first, report.created_at, report.pk)
 
 
 def _after(qs: QuerySet[Report], sort: str, key: tuple, *, reverse: bool = False) -> QuerySet[Report]:
@@ -132,11 +151,14 @@ def encode_cursor(key: tuple) -> str:
 def decode_cursor(cursor: str, sort: str) -> tuple | None:
     """Inverse of encode_cursor; None for anything malformed (the first page is shown)."""
     parts = cursor.split("~")
+    if not parts or parts[0] not in ("True", "False"):
+        return None
+    first, parts = parts[0] == "True", parts[1:]
     try:
         if sort == "confidence" and len(parts) == 3:
-            return (float(parts[0]), dt.datetime.fromisoformat(parts[1]), int(parts[2]))
+            return (first, float(parts[0]), dt.datetime.fromisoformat(parts[1]), int(parts[2]))
         if sort != "confidence" and len(parts) == 2:
-            return (dt.datetime.fromisoformat(parts[0]), int(parts[1]))
+            return (first, dt.datetime.fromisoformat(parts[0]), int(parts[1]))
     except ValueError:
         return None
     return None

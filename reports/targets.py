@@ -92,3 +92,22 @@ def report_set_due_dates(report, *, closed: Container[dt.date] | None = None) ->
                if getattr(report, name) != value]
     report.triage_due_at, report.fix_due_at = triage, fix
     return changed
+
+
+def current_due(report) -> dt.datetime | None:
+    """The due date that applies now: triage while the report waits for a person, fix once
+    triaged; none once closed. console.selectors.LATE_SQL says the same in SQL."""
+    from . import workflow
+
+    if not workflow.is_open(report.status):
+        return None
+    return report.triage_due_at if report.status in workflow.INTAKE else report.fix_due_at
+
+
+def overdue_days(report, *, now: dt.datetime | None = None) -> int | None:
+    """Whole days (rounded up) past the due date that applies now; None when not overdue."""
+    due = current_due(report)
+    now = now or timezone.now()
+    if due is None or now <= due:
+        return None
+    return -((due - now) // dt.timedelta(days=1))

@@ -1,0 +1,64 @@
+"""The queue puts reports past their response target first, with a badge, and filters them."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from console.selectors import QueueFilters, report_queue
+from reports.models import Report
+
+pytestmark = pytest.mark.django_db
+S = Report.Status
+
+
+@pytest.fixture
+def three(make_report):
+    """Least confident first would show a, b, late; `late` is two days past its triage target."""
+    now = timezone.now()
+    a = make_report(probability=0.1, triage_due_at=now + timedelta(days=1))
+    b = make_report(probability=0.2)
+    late = make_report(probability=0.9, triage_due_at=now - timedelta(days=1, hours=2))
+    return a, b, late
+
+
+def _refs(page):
+    return [r.service_request_id for r in page.reports]
+
+
+def test_overdue_reports_come_first_in_every_sort(three):
+    a, b, late = three
+    for sort in ("confidence", "oldest", "newest"):
+        assert _refs(report_queue(filters=QueueFilters(sort=sort)))[0] == late.service_request_id, sort
+    assert _refs(report_queue(filters=QueueFilters())) == [late.service_request_id, a.service_request_id,
+                                                           b.service_request_id]
+
+
+def test_paging_crosses_from_overdue_to_the_rest_without_gaps(three):
+    seen, cursor = [], ""
+    for _ in range(5):
+        page = report_queue(filters=QueueFilters(), cursor=cursor, page_size=1)
+        seen += _refs(page)
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == [r.service_request_id for r in (three[2], three[0], three[1])]
+
+
+def test_the_fix_target_counts_once_triaged_and_none_once_closed(make_report):
+    past = timezone.now() - timedelta(days=3)
+    triaged = make_report(status=S.TRIAGED, triage_due_at=past - timedelta(days=5), fix_due_at=past)
+    make_report(status=S.TRIAGED, triage_due_at=past)  # triaged in time, fix not due yet (none set)
+    make_report(status=S.FIXED, fix_due_at=past)
+    assert _refs(report_queue(filters=QueueFilters(status="", overdue=True))) == [triaged.service_request_id]
+
+
+def test_queue_shows_the_badge_and_the_overdue_filter(client, triager, three):
+    client.force_login(triager)
+    html = client.get(reverse("console:queue")).content.decode()
+    assert html.count("overdue 2 days") == 1  # a day and two hours, rounded up
+    assert 'name="overdue"' in html
+    html = client.get(reverse("console:queue"), {"status": "needs_review", "overdue": "on"}).content.decode()
+    assert three[2].service_request_id in html and three[0].service_request_id not in html
