@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from reports import params
-from reports.models import Category, Report
+from reports.models import Category, Report, Team
 
 from .selectors import CATEGORY_FIELDS, SORTS, QueueFilters
 
@@ -31,16 +31,22 @@ class QueueFilterForm(forms.Form):
     auto_triaged = forms.BooleanField(required=False, label="Auto-triaged (spot checks)")
     mine = forms.BooleanField(required=False, label="Assigned to me")
     overdue = forms.BooleanField(required=False, label="Overdue")
+    team = forms.ChoiceField(required=False)
     sort = forms.ChoiceField(choices=[("confidence", "Least confident first"), ("oldest", "Oldest first"),
                                       ("newest", "Newest first")], required=False)
 
-    def __init__(self, data=None, *args, **kwargs):
+    def __init__(self, data=None, *args, user=None, **kwargs):
         # No "status" in the query string means the default queue ("needs review");
-        # "status=" (empty) means any status.
-        if data is not None and "status" not in data:
+        # "status=" (empty) means any status. No "team" means "my team" for a member of one.
+        self.my_team_ids = tuple(user.teams.filter(active=True).values_list("pk", flat=True)) if user else ()
+        if data is not None and ("status" not in data or "team" not in data):
             data = data.copy()
-            data["status"] = Report.Status.NEEDS_REVIEW
+            data.setdefault("status", Report.Status.NEEDS_REVIEW)
+            data.setdefault("team", "mine" if self.my_team_ids else "")
         super().__init__(data, *args, **kwargs)
+        self.fields["team"].choices = [("", "Any team"), *([("mine", "My team (and not yet routed)")]
+                                                           if self.my_team_ids else []),
+                                       ("none", "Not yet routed"), *Team.objects.values_list("slug", "name")]
         self.fields["category"].choices = [("", "Any category")] + list(
             Category.objects.order_by("order", "name").values_list("slug", "name"))
 
@@ -79,6 +85,8 @@ class QueueFilterForm(forms.Form):
             auto_triaged=bool(d.get("auto_triaged")),
             assignee_id=user.pk if d.get("mine") else None,
             overdue=bool(d.get("overdue")),
+            team="" if d.get("team") in ("", "mine", None) else d["team"],
+            my_team_ids=self.my_team_ids if d.get("team") == "mine" else (),
             sort=d.get("sort") if d.get("sort") in SORTS else "confidence",
         )
 

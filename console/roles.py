@@ -20,7 +20,8 @@ _SUPERVISOR_PERMS = _TRIAGER_PERMS + [
 ]
 # Admins also need `is_staff` to log in to the Django admin (setup_roles --user NAME --role admin sets it).
 _ADMIN_PERMS = _SUPERVISOR_PERMS + [
-    f"reports.{action}_{model}" for model in ("category", "apikey") for action in ("view", "add", "change", "delete")
+    f"reports.{action}_{model}" for model in ("category", "apikey", "team", "routingrule", "area")
+    for action in ("view", "add", "change", "delete")
 ] + ["reports.view_report", "reports.view_reportevent"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {TRIAGER: _TRIAGER_PERMS, SUPERVISOR: _SUPERVISOR_PERMS, ADMIN: _ADMIN_PERMS}

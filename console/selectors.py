@@ -61,6 +61,8 @@ class QueueFilters:
     auto_triaged: bool = False
     assignee_id: int | None = None
     overdue: bool = False  # only reports past the due date that applies now
+    team: str = ""  # a team's slug, or "none" for reports no rule has routed yet
+    my_team_ids: tuple[int, ...] = ()  # "my team": these teams' reports, and those not routed yet
     sort: str = "confidence"
 
 
@@ -117,6 +119,12 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
         qs = qs.filter(assignment__assignee_id=filters.assignee_id)
     if filters.overdue:
         qs = qs.alias(late=RawSQL(LATE_SQL, [], output_field=BooleanField())).filter(late=True)
+    if filters.team == "none":
+        qs = qs.filter(team__isnull=True)
+    elif filters.team:
+        qs = qs.filter(team__slug=filters.team)
+    if filters.my_team_ids:
+        qs = qs.filter(Q(team_id__in=filters.my_team_ids) | Q(team__isnull=True))
     return qs
 
 
@@ -174,7 +182,7 @@ def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PA
     """One page of the queue. Keyset pagination: cost does not grow with the page number."""
     qs = (filtered_reports(filters)
           .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee",
-                          "spot_check__category")
+                          "spot_check__category", "team")
           .defer("location", "exif_location", "predicted_top_k", "description", "address", "media_url"))
     key = decode_cursor(cursor, filters.sort) if cursor else None
     if key is not None:
@@ -237,7 +245,9 @@ def _status_selected(status: str, wanted: str) -> bool:
 
 def console_report(reference: str) -> Report | None:
     return (Report.objects.select_related("final_category", "predicted_category", "citizen_category",
-                                          "verified_by", "duplicate_of", "assignment__assignee", "spot_check__category")
+                                          "verified_by", "duplicate_of", "assignment__assignee", "spot_check__category",
+                                          "team", "routing_rule__category", "routing_rule__area", "routing_rule__team")
+            .defer("routing_rule__area__geometry")  # the rule's name is enough here
             .filter(service_request_id=reference.upper()).first())
 
 

@@ -42,7 +42,7 @@ def staff_view(view):
 
 
 def _filters(request):
-    form = QueueFilterForm(request.GET)
+    form = QueueFilterForm(request.GET, user=request.user)
     form.is_valid()  # invalid fields fall back to defaults; errors are shown next to them
     return form, form.to_filters(request.user)
 

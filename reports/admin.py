@@ -3,7 +3,7 @@ from django.contrib.gis.admin import GISModelAdmin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import ApiKey, Category, NonWorkingDay, Report, ReportEvent
+from .models import ApiKey, Area, Category, NonWorkingDay, Report, ReportEvent, RoutingRule, Team
 
 
 @admin.register(Category)
@@ -59,3 +59,24 @@ class ReportAdmin(GISModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "active", "reports_per_hour", "created_at", "last_used_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "kind", "email", "send_method", "active"]
+    list_filter = ["kind", "active"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+
+
+@admin.register(Area)
+class AreaAdmin(GISModelAdmin):
+    list_display = ["name", "source", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["pk", "priority", "category", "area", "team", "active"]
+    list_filter = ["active", "team", "category"]
+    list_select_related = ["category", "area", "team"]
