@@ -200,9 +200,9 @@ def test_the_public_page_shows_the_fix_target_while_open(client, report):
     due = timezone.now() + timedelta(days=10)
     Report.objects.filter(pk=report.pk).update(fix_due_at=due)
     page = client.get(reverse("report-status", args=[report.service_request_id])).content.decode()
-    assert "We aim to fix it by" in page and f"{due:%-d %B %Y}" in page
+    assert "We aim to fix this by" in page and f"{due:%-d %B %Y}" in page
     _move(Report.objects.get(pk=report.pk), S.FIXED)
-    assert "We aim to fix it by" not in client.get(
+    assert "We aim to fix this by" not in client.get(
         reverse("report-status", args=[report.service_request_id])).content.decode()
 
 

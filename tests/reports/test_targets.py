@@ -162,3 +162,16 @@ def test_open311_expected_datetime_is_the_fix_target_while_open(client, unique_j
     Report.objects.filter(pk=report.pk).update(status=Report.Status.FIXED)
     [item] = client.get(url).json()
     assert item["expected_datetime"] is None
+
+
+@pytest.mark.django_db
+def test_the_public_status_page_shows_the_fix_target_while_open(client, unique_jpeg):
+    from django.urls import reverse
+
+    report = report_create(photo=unique_jpeg(lat=51.5, lon=-0.12), category="pothole", classify=False).report
+    due = timezone.localtime(report.fix_due_at)
+    html = client.get(reverse("report-status", args=[report.service_request_id])).content.decode()
+    assert f"We aim to fix this by {due:%A} {due.day} {due:%B %Y}" in html
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.CLOSED)
+    html = client.get(reverse("report-status", args=[report.service_request_id])).content.decode()
+    assert "We aim to fix this by" not in html
