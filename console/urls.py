@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import routing_urls, update_views, views
+from . import performance, routing_urls, update_views, views
 
 app_name = "console"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("export.csv", views.export_csv, name="export-csv"),
     path("export.geojson", views.export_geojson, name="export-geojson"),
     path("model/", views.model_panel, name="model"),
+    path("performance/", performance.performance_view, name="performance"),
+    path("performance.csv", performance.performance_view, {"fmt": "csv"}, name="performance-csv"),
     path("model/thresholds/", views.set_threshold, name="threshold"),
     path("model/retrain/", views.retrain, name="retrain"),
     path("model/rollback/", views.rollback, name="rollback"),
