@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,8 +19,6 @@ from reports.areas import areas_import
 from reports.models import Area, Category, RoutingRule, Team
 
 from .views import staff_view
-
-MAX_GEOJSON_BYTES = 20 * 1024 * 1024  # bytes; a county's ward boundaries fit comfortably
 
 
 def routing_admin(view):
@@ -65,8 +64,10 @@ class AreaUploadForm(forms.Form):
 
     def clean_file(self):
         file = self.cleaned_data["file"]
-        if file.size > MAX_GEOJSON_BYTES:
-            raise forms.ValidationError(f"The file is larger than {MAX_GEOJSON_BYTES // (1024 * 1024)} MB.")
+        # Every upload shares the request body limit (reports.middleware), which follows PHOTO_MAX_BYTES.
+        if file.size > settings.PHOTO_MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {settings.PHOTO_MAX_BYTES / 1e6:.0f} MB; "
+                                        f"simplify the boundaries or upload them in parts.")
         return file
 
 

@@ -128,6 +128,14 @@ def test_a_bad_geojson_upload_is_a_400_and_imports_nothing(client, supervisor, d
     assert not Area.objects.exists()
 
 
+def test_an_oversized_geojson_upload_is_refused(client, supervisor, settings):
+    settings.PHOTO_MAX_BYTES = 500  # bytes: the upload limit every file shares
+    client.force_login(supervisor)
+    response = upload(client, geojson(*(ward(f"Ward {n}") for n in range(5))))
+    assert response.status_code == 400 and "larger than" in response.content.decode()
+    assert not Area.objects.exists()
+
+
 def test_one_bad_feature_rejects_the_whole_file(client, supervisor):
     client.force_login(supervisor)
     bow_tie = [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]
