@@ -73,7 +73,8 @@ class AreaUploadForm(forms.Form):
 
 def _page(request, *, status: int = 200, upload: AreaUploadForm | None = None, error: str = ""):
     return render(request, "console/routing.html", {
-        "teams": Team.objects.annotate(n_members=Count("members", distinct=True), n_rules=Count("rules", distinct=True)),
+        "teams": Team.objects.annotate(n_members=Count("members", distinct=True),
+                                       n_rules=Count("rules", distinct=True)),
         "rules": RoutingRule.objects.select_related("category", "team", "area").defer("area__geometry"),
         "areas": Area.objects.defer("geometry").annotate(n_rules=Count("rules")),
         "upload": upload or AreaUploadForm(), "error": error, "nav": "routing",

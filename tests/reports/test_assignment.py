@@ -71,7 +71,8 @@ def test_the_lower_priority_number_wins_over_a_more_specific_rule():
 
 
 def test_on_a_priority_tie_the_more_specific_rule_wins_in_any_order():
-    rules = [rule(1), rule(2, area=RIVERSIDE), rule(3, category_id=POTHOLE), rule(4, category_id=POTHOLE, area=RIVERSIDE)]
+    rules = [rule(1), rule(2, area=RIVERSIDE), rule(3, category_id=POTHOLE),
+             rule(4, category_id=POTHOLE, area=RIVERSIDE)]
     for order in (rules, rules[::-1]):
         assert match_rule(order, category_id=POTHOLE, point=INSIDE).pk == 4
     assert match_rule(rules[:3], category_id=POTHOLE, point=INSIDE).pk == 3
