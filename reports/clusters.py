@@ -58,7 +58,7 @@ def cell_size(bbox: tuple[float, float, float, float], zoom: int | None) -> tupl
     return dx, dy
 
 
-def _coordinate(function: str) -> Func:
+def coordinate(function: str) -> Func:
     # location::geometry, the expression the map-box index is built on (reports.selectors.in_bbox).
     return Func(Cast("location", PointField(srid=4326)), function=function, output_field=FloatField())
 
@@ -67,7 +67,7 @@ def cluster_collection(queryset: QuerySet, *, bbox: tuple[float, float, float, f
                        zoom: int | None) -> dict:
     """A GeoJSON FeatureCollection of grid cells over `queryset` (already filtered to `bbox`)."""
     dx, dy = cell_size(bbox or WORLD, zoom)
-    cells = (queryset.order_by().annotate(x=_coordinate("ST_X"), y=_coordinate("ST_Y"))
+    cells = (queryset.order_by().annotate(x=coordinate("ST_X"), y=coordinate("ST_Y"))
              .annotate(col=Floor(F("x") / dx), row=Floor(F("y") / dy)).values("col", "row")
              .annotate(n=Count("pk"), lon=Avg("x"), lat=Avg("y"), west=Min("x"), south=Min("y"),
                        east=Max("x"), north=Max("y"))
