@@ -47,6 +47,8 @@ def test_a_supervisor_sees_the_routing_page_in_the_nav(client, supervisor):
     response = client.get(reverse("console:queue"))
     assert reverse("console:routing") in response.content.decode()
     assert client.get(reverse("console:routing")).status_code == 200
+    assert 'name="members"' in client.get(reverse("console:team-new")).content.decode()
+    assert "Any category" in client.get(reverse("console:rule-new")).content.decode()
 
 
 def test_a_supervisor_creates_a_team_with_members(client, supervisor, triager):
