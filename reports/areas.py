@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from django.contrib.gis.gdal.error import GDALException
-from django.contrib.gis.geos import GEOSException, GEOSGeometry, MultiPolygon
+from django.contrib.gis.geos import GEOSException, GEOSGeometry, MultiPolygon, WKBWriter
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -43,8 +43,15 @@ def _polygon(feature: dict, label: str) -> MultiPolygon:
                               f"or MultiPolygon.")
     try:
         geom = GEOSGeometry(json.dumps(geometry), srid=4326)
-    except (GEOSException, GDALException, ValueError, TypeError) as exc:
-        raise ValidationError(f"{label}: the geometry cannot be read ({exc}).") from None
+    except (GEOSException, GDALException, ValueError, TypeError):
+        geom = None
+    if geom is None or geom.empty:
+        raise ValidationError(f"{label}: the geometry cannot be read; a polygon is closed rings of "
+                              f"[longitude, latitude] numbers.")
+    if geom.hasz:  # heights mean nothing to a boundary; the column is 2D
+        writer = WKBWriter()
+        writer.outdim = 2
+        geom = GEOSGeometry(writer.write(geom), srid=4326)
     xmin, ymin, xmax, ymax = geom.extent
     if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
         raise ValidationError(f"{label}: coordinates lie outside longitude -180..180 / latitude -90..90; "

@@ -56,3 +56,25 @@ def test_duplicate_names_in_one_file_import_nothing(tmp_path):
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("import_areas", str(tmp_path / "nope.geojson"))
+
+
+def test_heights_in_the_coordinates_are_dropped(tmp_path):
+    ring = [[x, y, 12.5] for x, y in RING]
+    call_command("import_areas", str(write(tmp_path, ward("Riverside", ring))), "--name-field", "NAME")
+    assert not Area.objects.get().geometry.hasz
+
+
+@pytest.mark.parametrize("geometry", [{"type": "Polygon", "coordinates": [[]]},
+                                      {"type": "Polygon", "coordinates": [RING[:3]]},  # not closed
+                                      {"type": "MultiPolygon", "coordinates": []}])
+def test_an_empty_or_open_polygon_is_refused(tmp_path, geometry):
+    feature = {"type": "Feature", "properties": {"NAME": "Broken"}, "geometry": geometry}
+    with pytest.raises(CommandError, match="Feature 1 \\(Broken\\): the geometry cannot be read"):
+        call_command("import_areas", str(write(tmp_path, feature)), "--name-field", "NAME")
+    assert not Area.objects.exists()
+
+
+def test_a_feature_without_properties_is_refused(tmp_path):
+    feature = {"type": "Feature", "properties": None, "geometry": {"type": "Polygon", "coordinates": [RING]}}
+    with pytest.raises(CommandError, match="no 'NAME' property"):
+        call_command("import_areas", str(write(tmp_path, feature, 7)), "--name-field", "NAME")
