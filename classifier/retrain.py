@@ -126,25 +126,21 @@ def _run(args: list[str], log: Path) -> str:
     return out
 
 
-def _evaluate(model_dir: Path, manifest: Path, log: Path, *, plots_dir: Path, source: str | None = None,
-              predictions: Path | None = None) -> dict:
-    args = ["evaluate", "--model", str(model_dir), "--data", str(manifest), "--split", "holdout",
-            "--plots-dir", str(plots_dir), "--json"] + (["--predictions", str(predictions)] if predictions else [])
-    out = _run(args + (["--source", source] if source else []), log)
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def _evaluate_slices(model_dir: Path, manifest: Path, summary: dict, log: Path, *, plots_dir: Path,
                      predictions: Path | None = None) -> dict[str, dict]:
-    """Holdout metrics keyed by slice: "overall", and each source with holdout rows. When one
-    source holds the whole holdout its slice is the overall one (not evaluated twice).
+    """Holdout metrics keyed by slice: "overall", and each source with holdout rows, from one
+    `training evaluate` pass over the holdout (plots in plots_dir/overall and plots_dir/overall/<source>).
+    When one source holds the whole holdout its slice is the overall one.
     `predictions`: where the whole holdout's per-photo probabilities go (derived thresholds)."""
+    args = ["evaluate", "--model", str(model_dir), "--data", str(manifest), "--split", "holdout",
+            "--plots-dir", str(plots_dir / "overall"), "--json", "--by-source"]
+    out = _run(args + (["--predictions", str(predictions)] if predictions else []), log)
+    overall = json.loads(out.strip().splitlines()[-1])
+    by_source = overall.pop("by_source", {})
     sources = [s for s in SOURCES if summary.get("per_source", {}).get(s, {}).get("holdout_per_class")]
-    slices = {"overall": _evaluate(model_dir, manifest, log, plots_dir=plots_dir / "overall",
-                                   predictions=predictions)}
+    slices = {"overall": overall}
     for source in sources:
-        slices[source] = slices["overall"] if len(sources) == 1 else _evaluate(
-            model_dir, manifest, log, plots_dir=plots_dir / source, source=source)
+        slices[source] = overall if len(sources) == 1 else by_source[source]
     return slices
 
 

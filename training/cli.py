@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True, help="ImageFolder tree or .jsonl/.csv manifest")
     evaluate.add_argument("--split", choices=("train", "val", "holdout"), help="only manifest rows of this split")
     evaluate.add_argument("--source", choices=("local", "bootstrap"), help="only manifest rows of this source")
+    evaluate.add_argument("--by-source", action="store_true",
+                          help="also report each source's rows (one pass over the photos)")
     evaluate.add_argument("--plots-dir", type=Path, help="where the PNGs go (default: the model directory)")
     evaluate.add_argument("--json", action="store_true", help="print the full JSON report (default: a summary)")
     evaluate.add_argument("--predictions", type=Path, metavar="FILE",
@@ -67,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 samples = [s for s in samples if s.source == args.source]
             if not samples:
                 raise ValueError(f"no images in {args.data} match split={args.split} source={args.source}")
-            report = evaluate_model(args.model, samples, plots_dir=args.plots_dir, predictions=args.predictions)
+            report = evaluate_model(args.model, samples, plots_dir=args.plots_dir, predictions=args.predictions,
+                                    by_source=args.by_source)
             if args.json:
                 print(json.dumps(report))
             else:

@@ -47,14 +47,16 @@ def onnx_logits(model: Path | OnnxClassifier, paths: Sequence[Path]) -> np.ndarr
 
 
 def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Path | None = None,
-                   predictions: Path | None = None) -> dict:
+                   predictions: Path | None = None, by_source: bool = False) -> dict:
     """Metrics of the model on ``samples`` with the metadata temperature; writes two PNGs.
 
     Every sample label must be one of the model's classes. The plots
     (``confusion_matrix.png``, ``reliability.png``) go to ``plots_dir``,
     by default the model directory. With ``predictions``, also writes one JSON
     line per sample there (path, label, source, calibrated probability per class):
-    what the serving side derives its auto-triage thresholds from.
+    what the serving side derives its auto-triage thresholds from. With ``by_source``, the
+    report also holds ``by_source``: the same metrics for each sample source present (local,
+    bootstrap), from the same single pass over the photos, with plots in ``plots_dir/<source>``.
     """
     classifier = served_classifier(model_dir)
     meta = classifier.model.metadata
@@ -66,17 +68,31 @@ def evaluate_model(model_dir: Path, samples: Sequence[Sample], *, plots_dir: Pat
     logits = onnx_logits(classifier, [s.path for s in samples])
     temperature = classifier.model.temperature
     probs = softmax(logits, temperature)
-    report = classification_report(labels, probs, classes)
     if predictions is not None:
         write_predictions(Path(predictions), samples, probs, classes)
+    plots_dir = Path(plots_dir or model_dir)
+    report = _report(logits, probs, labels, classes, meta, plots_dir)
+    if by_source:
+        sources = np.array([s.source for s in samples])
+        report["by_source"] = {
+            source: _report(logits[sources == source], probs[sources == source], labels[sources == source],
+                            classes, meta, plots_dir / source)
+            for source in sorted(set(sources))
+        }
+    return report
+
+
+def _report(logits: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str], meta: dict,
+            plots_dir: Path) -> dict:
+    report = classification_report(labels, probs, classes)
     report["ece_uncalibrated"] = ece(softmax(logits), labels) if len(labels) else 0.0
     report["ece_floor"] = ece_floor(probs)  # what sampling noise alone gives on this many photos
     report["temperature"] = meta["temperature"]
     report["model_version"] = meta["version"]
-    plots_dir = Path(plots_dir or model_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(np.array(report["confusion_matrix"]), classes, plots_dir / "confusion_matrix.png")
-    plot_reliability(probs, labels, plots_dir / "reliability.png", title=f"ECE {report['ece']:.3f} (T = {temperature:.2f})")
+    plot_reliability(probs, labels, plots_dir / "reliability.png",
+                     title=f"ECE {report['ece']:.3f} (T = {meta['temperature']:.2f})")
     return report
 
 

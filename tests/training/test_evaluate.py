@@ -83,3 +83,26 @@ def test_evaluate_refuses_a_model_serving_would_refuse(image_folder, tmp_path, c
     (model_dir / "metadata.json").write_text(json.dumps({**meta, "onnx_sha256": "0" * 64}))
     assert main(["evaluate", "--model", str(model_dir), "--data", str(image_folder)]) == 2
     assert "sha256" in capsys.readouterr().err
+
+
+def test_evaluate_by_source_equals_evaluating_each_source_alone(image_folder, tmp_path, capsys):
+    """retrain gates on the whole holdout and on the council's own photos: one pass gives both."""
+    _, model_dir = _exported(tmp_path)
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(
+        json.dumps({"path": str(s.path), "label": s.label, "source": "local" if i % 3 == 0 else "bootstrap"}) + "\n"
+        for i, s in enumerate(load_samples(image_folder))))
+
+    def evaluate(*extra):
+        assert main(["evaluate", "--model", str(model_dir), "--data", str(manifest), "--json",
+                     "--plots-dir", str(tmp_path / "plots"), *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    together = evaluate("--by-source")
+    assert set(together["by_source"]) == {"local", "bootstrap"}
+    for source in ("local", "bootstrap"):
+        alone = evaluate("--source", source)
+        assert together["by_source"][source]["confusion_matrix"] == alone["confusion_matrix"]
+        for key in ("n_images", "accuracy", "macro_f1", "ece"):
+            assert together["by_source"][source][key] == pytest.approx(alone[key]), (source, key)
+    assert (tmp_path / "plots" / "local" / "confusion_matrix.png").is_file()
