@@ -14,8 +14,9 @@ import math
 from django.conf import settings
 from django.contrib.gis.db.models import PointField
 from django.core.exceptions import ValidationError
-from django.db.models import Avg, Count, F, FloatField, Func, Max, Min, QuerySet
-from django.db.models.functions import Cast, Floor
+from django.db import connection
+from django.db.models import FloatField, Func, QuerySet
+from django.db.models.functions import Cast
 
 from . import params
 
@@ -67,11 +68,14 @@ def cluster_collection(queryset: QuerySet, *, bbox: tuple[float, float, float, f
                        zoom: int | None) -> dict:
     """A GeoJSON FeatureCollection of grid cells over `queryset` (already filtered to `bbox`)."""
     dx, dy = cell_size(bbox or WORLD, zoom)
-    cells = (queryset.order_by().annotate(x=coordinate("ST_X"), y=coordinate("ST_Y"))
-             .annotate(col=Floor(F("x") / dx), row=Floor(F("y") / dy)).values("col", "row")
-             .annotate(n=Count("pk"), lon=Avg("x"), lat=Avg("y"), west=Min("x"), south=Min("y"),
-                       east=Max("x"), north=Max("y"))
-             .values_list("n", "lon", "lat", "west", "south", "east", "north"))
+    # Each report's x and y once, in a subquery: aggregating on the expressions themselves
+    # evaluates the geography -> geometry cast once per aggregate and per row.
+    points = queryset.order_by().annotate(x=coordinate("ST_X"), y=coordinate("ST_Y")).values_list("x", "y")
+    sql, sql_params = points.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), avg(x), avg(y), min(x), min(y), max(x), max(y) FROM ({sql}) AS point "
+                       "GROUP BY floor(x / %s), floor(y / %s)", [*sql_params, dx, dy])
+        cells = cursor.fetchall()
     features = [{
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
