@@ -25,6 +25,30 @@ DEFAULT_CATEGORIES = [
     ("other", "Something else", "Other", "Any other problem in a public place.", []),
 ]
 
+# Welsh names and descriptions of the defaults (Category.name_cy / description_cy), by slug.
+# review: "Tyfiant gormodol" and "llinell welediad" want a council translator's eye.
+WELSH_CATEGORIES = {
+    "pothole": ("Twll yn y ffordd", "Twll neu wyneb wedi torri mewn ffordd, palmant neu lôn feicio."),
+    "graffiti": ("Graffiti", "Tagiau, murluniau neu graffiti sarhaus wedi'u paentio neu eu chwistrellu ar eiddo "
+                             "cyhoeddus."),
+    "fly_tipping": ("Tipio anghyfreithlon", "Sbwriel, dodrefn neu wastraff wedi'u dympio'n anghyfreithlon."),
+    "streetlight": ("Golau stryd", "Golau stryd sydd wedi diffodd, yn fflachio, ymlaen yn ystod y dydd neu wedi'i "
+                                   "ddifrodi."),
+    "damaged_sign": ("Arwydd wedi'i ddifrodi", "Arwydd ffordd neu arwydd enw stryd sydd wedi'i ddifrodi, ar goll "
+                                               "neu o'r golwg."),
+    "blocked_drain": ("Draen wedi blocio", "Gwter neu ddraen sydd wedi blocio neu'n achosi llifogydd."),
+    "overgrown_vegetation": ("Tyfiant gormodol", "Coed, gwrychoedd neu chwyn yn rhwystro llwybr, arwydd neu "
+                                                 "linell welediad."),
+    "other": ("Rhywbeth arall", "Unrhyw broblem arall mewn man cyhoeddus."),
+}
+
+
+def seed_welsh(Category) -> None:
+    """Fill the Welsh name and description of the default categories where staff left them blank."""
+    for slug, (name_cy, description_cy) in WELSH_CATEGORIES.items():
+        Category.objects.filter(slug=slug, name_cy="").update(name_cy=name_cy)
+        Category.objects.filter(slug=slug, description_cy="").update(description_cy=description_cy)
+
 
 def seed_categories(Category) -> int:
     """Create missing default categories; never overwrite staff edits. Returns how many were created."""
@@ -36,4 +60,6 @@ def seed_categories(Category) -> int:
                       "keywords": keywords, "order": (order + 1) * 10},
         )
         created += was_created
+    if any(f.name == "name_cy" for f in Category._meta.get_fields()):  # not yet in migration 0002's model
+        seed_welsh(Category)
     return created

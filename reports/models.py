@@ -11,6 +11,7 @@ from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Coalesce
+from django.utils.translation import get_language
 
 from . import workflow
 from .categories import NO_ISSUE, NO_ISSUE_NAME
@@ -30,12 +31,19 @@ def new_reference() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
+def _welsh() -> bool:
+    return (get_language() or "").startswith("cy")
+
+
 class Category(models.Model):
     """A kind of issue staff handle; `slug` is also the Open311 service_code."""
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
+    # Welsh (cy) for citizens who read the site in Welsh; blank falls back to the English.
+    name_cy = models.CharField("name (Welsh)", max_length=100, blank=True)
+    description_cy = models.TextField("description (Welsh)", blank=True)
     group = models.CharField(max_length=100, blank=True)
     keywords = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     active = models.BooleanField(default=True)
@@ -57,6 +65,15 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the active language (Welsh where set), for citizens' pages and Open311."""
+        return self.name_cy if self.name_cy and _welsh() else self.name
+
+    @property
+    def display_description(self) -> str:
+        return self.description_cy if self.description_cy and _welsh() else self.description
 
 
 class Team(models.Model):
@@ -256,6 +273,8 @@ class Report(models.Model):
     photo_sha256 = models.CharField(max_length=64, db_index=True)
     photo_phash = models.CharField(max_length=16)  # 64-bit difference hash, hex
     media_url = models.URLField(max_length=500, blank=True)  # Open311 client's URL; never fetched
+    # The language the reporter used at intake (settings.LANGUAGES code): their e-mails are written in it.
+    language = models.CharField(max_length=8, blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
