@@ -6,7 +6,7 @@ import secrets
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GistIndex
+from django.contrib.postgres.indexes import GinIndex, GistIndex
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Case, F, Q, QuerySet, Value, When
@@ -130,6 +130,32 @@ class Area(models.Model):
         return self.name
 
 
+class Place(models.Model):
+    """One entry of the local gazetteer (`manage.py import_gazetteer`, from OS Open Names or a council's
+    own list): what the citizen form's address search finds and the street reverse lookup names.
+    No outside service is asked."""
+
+    class Kind(models.TextChoices):
+        STREET = "street", "Street"
+        PLACE = "place", "Place"
+        POSTCODE = "postcode", "Postcode"
+        LANDMARK = "landmark", "Landmark"
+
+    ref = models.CharField(max_length=120, unique=True)  # the source's ID, so a re-import updates the row
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    locality = models.CharField(max_length=200, blank=True)  # town or district: tells same names apart
+    point = models.PointField(geography=True, srid=4326)  # longitude/latitude
+    source = models.CharField(max_length=255, blank=True)  # the file it came from
+
+    class Meta:
+        ordering = ["name", "locality"]
+        indexes = [GinIndex(fields=["name"], opclasses=["gin_trgm_ops"], name="place_name_trgm_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}, {self.locality}" if self.locality else self.name
+
+
 class RoutingRule(models.Model):
     """Reports of `category` (any if blank) inside `area` (anywhere if blank) go to `team`.
     reports.assignment.match_rule says which rule wins."""
@@ -203,6 +229,7 @@ class Report(models.Model):
         DEVICE_GPS = "device_gps", "Device GPS"
         MAP_PIN = "map_pin", "Map pin"
         EXIF = "exif", "Photo EXIF"
+        SEARCH = "search", "Address search"
 
     class Channel(models.TextChoices):
         WEB = "web", "Web form"
@@ -361,6 +388,7 @@ class ReportEvent(models.Model):
         ASSIGNED = "assigned", "Assigned to team"
         ALSO_REPORTED = "also_reported", "Also reported"
         CITIZEN_UPDATE = "citizen_update", "Reporter's update"
+        CONTACT_ERASED = "contact_erased", "Contact details erased"  # reports.retention; never the values
 
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
