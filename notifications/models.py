@@ -1,6 +1,8 @@
 """Mail the service sends, and who asked not to get any."""
 from __future__ import annotations
 
+from django.contrib.gis.db import models as gis
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -23,6 +25,8 @@ class OutgoingMessage(models.Model):
         REJECTED = "rejected", "Rejected"
         NOTE = "note", "Public note"
         FORWARD = "forward", "Forwarded to an outside body"
+        ALERT_CONFIRM = "alert_confirm", "Area alert: confirm the subscription"
+        ALERT = "alert", "Area alert: a new report"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -35,6 +39,9 @@ class OutgoingMessage(models.Model):
     # The audit event that caused it: one message per event and address, however often it is announced.
     event = models.ForeignKey("reports.ReportEvent", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
+    # An area alert's subscription (notifications.alerts); deleting it cancels what still waits.
+    alert = models.ForeignKey("AlertSubscription", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="messages")
     to_address = models.EmailField()
     kind = models.CharField(max_length=32, choices=Kind.choices)
     subject = models.CharField(max_length=255)
@@ -77,3 +84,42 @@ class Unsubscribe(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} from {self.report or 'everything'}"
+
+
+# Radius of an area alert, metres (also the Atom feed's bounds).
+ALERT_MIN_RADIUS_M, ALERT_MAX_RADIUS_M, ALERT_DEFAULT_RADIUS_M = 50, 10_000, 500
+
+
+class AlertSubscription(models.Model):
+    """Anyone's wish to hear of new reports within `radius_m` of `point`, or inside `area`
+    (a ward), optionally only of some categories (none = every category). Double opt-in:
+    nothing but the confirmation is sent until `confirmed_at` is set (notifications.alerts)."""
+
+    email = models.EmailField()
+    point = gis.PointField(geography=True, srid=4326, null=True, blank=True)  # longitude/latitude
+    radius_m = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(ALERT_MIN_RADIUS_M), MaxValueValidator(ALERT_MAX_RADIUS_M)])
+    area = models.ForeignKey("reports.Area", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    categories = models.ManyToManyField("reports.Category", blank=True, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)  # the alert's one-click unsubscribe
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(point__isnull=False, radius_m__gte=ALERT_MIN_RADIUS_M, radius_m__lte=ALERT_MAX_RADIUS_M,
+                             area__isnull=True)
+                           | Q(point__isnull=True, radius_m__isnull=True, area__isnull=False)),
+                name="alert_point_and_radius_or_area"),
+        ]
+        indexes = [models.Index(Lower("email"), name="alert_email_idx")]
+
+    def __str__(self) -> str:
+        where = self.area.name if self.area_id else f"{self.radius_m} m of {self.point.y:.5f},{self.point.x:.5f}"
+        return f"alerts to {self.email} for {where}"
+
+    @property
+    def active(self) -> bool:
+        return self.confirmed_at is not None and self.unsubscribed_at is None
