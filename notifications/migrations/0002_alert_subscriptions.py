@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('notifications', '0001_outgoing_messages_and_unsubscribes'),
-        ('reports', '0013_contact_erased_event'),
+        ('reports', '0011_teams_areas_routing_rules'),
     ]
 
     operations = [
