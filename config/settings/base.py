@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.gis",
+    "django.contrib.postgres",  # trigram lookups for the gazetteer search (reports.gazetteer)
     "rest_framework",
     "rest_framework_gis",
     "django_filters",
@@ -58,6 +59,8 @@ MIDDLEWARE = [
     "reports.middleware.UploadSizeLimitMiddleware",
     "reports.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the switcher's cookie, then Accept-Language
+    "reports.i18n.LanguageMiddleware",  # ?lang= for one page (hreflang links); the console in English
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -102,6 +105,12 @@ LOGIN_URL = "/console/login/"
 LOGIN_REDIRECT_URL = "/console/"
 
 LANGUAGE_CODE = "en-gb"
+# Citizens' pages, their e-mails and the API's messages in English and Welsh (locale/); the
+# staff console stays in English. The switcher (set_language) stores the choice in a cookie.
+LANGUAGES = [("en-gb", "English"), ("cy", "Cymraeg")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # seconds
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env("TIME_ZONE", default="Europe/London")
 USE_I18N = True
 USE_TZ = True
