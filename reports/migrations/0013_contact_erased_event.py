@@ -8,7 +8,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        TrigramExtension(),  # pg_trgm, for the gazetteer's gin_trgm_ops index below
         migrations.AlterField(
             model_name='reportevent',
             name='action',
