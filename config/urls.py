@@ -7,6 +7,7 @@ from . import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the citizen pages' language switcher
     path("", include("reports.urls")),
     path("console/", include("console.urls")),
     path("", include("notifications.urls")),

@@ -8,7 +8,7 @@ from .models import ApiKey, Area, Category, NonWorkingDay, Report, ReportEvent, 
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "group", "active", "order", "auto_triage_threshold",
+    list_display = ["name", "name_cy", "slug", "group", "active", "order", "auto_triage_threshold",
                     "triage_target_days", "fix_target_days"]
     list_editable = ["active", "order", "auto_triage_threshold", "triage_target_days", "fix_target_days"]
     prepopulated_fields = {"slug": ["name"]}
