@@ -389,7 +389,6 @@ class ReportEvent(models.Model):
         ALSO_REPORTED = "also_reported", "Also reported"
         CITIZEN_UPDATE = "citizen_update", "Reporter's update"
         CONTACT_ERASED = "contact_erased", "Contact details erased"  # reports.retention; never the values
-        CONTACT_ERASED = "contact_erased", "Contact details erased"  # reports.retention; never the values
 
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
