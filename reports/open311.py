@@ -143,7 +143,7 @@ def request_data(report: Report, request) -> dict:
         "service_name": category.name if category else None,
         "service_code": category.slug if category else None,
         "description": report.description or None,
-        "agency_responsible": None,
+        "agency_responsible": report.team.name if report.team_id else None,  # routing rules (reports.assignment)
         "service_notice": None,
         "requested_datetime": _when(report.created_at),
         "updated_datetime": _when(report.updated_at),
@@ -159,7 +159,8 @@ def request_data(report: Report, request) -> dict:
 
 def _with_public_notes(queryset):
     notes = ReportEvent.objects.filter(action="note", public=True).order_by("-created_at", "-id")
-    return queryset.prefetch_related(Prefetch("events", queryset=notes, to_attr="public_notes_newest_first"))
+    return (queryset.select_related("team")
+            .prefetch_related(Prefetch("events", queryset=notes, to_attr="public_notes_newest_first")))
 
 
 # Query parameters -----------------------------------------------------------

@@ -197,3 +197,10 @@ def test_a_report_left_for_review_gets_no_team(db, model_dir, unique_jpeg):
     classify_reports([report.pk])
     report.refresh_from_db()
     assert report.status == Report.Status.NEEDS_REVIEW and report.team is None
+
+
+def test_open311_names_the_responsible_team_as_agency_responsible(routing, triager, make_report, client):
+    report = make_report(lat=51.5, lon=-0.15, predicted="pothole")
+    console_services.report_verify(report=report, staff=triager, category=category("pothole"), expected_version=1)
+    item = client.get(f"/open311/v2/requests/{report.service_request_id}.json").json()[0]
+    assert item["agency_responsible"] == "Highways"
