@@ -2,7 +2,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from .models import Category, Report
+from . import gazetteer
+from .models import Category, Place, Report
 
 
 class ReportForm(forms.Form):
@@ -19,8 +20,15 @@ class ReportForm(forms.Form):
     location_source = forms.ChoiceField(
         required=False,
         choices=[(c, c) for c in (Report.LocationSource.DEVICE_GPS, Report.LocationSource.MAP_PIN,
-                                  Report.LocationSource.CLIENT)],
+                                  Report.LocationSource.CLIENT, Report.LocationSource.SEARCH)],
         widget=forms.HiddenInput,
+    )
+    # The address search (reports.gazetteer): without JavaScript a GET re-renders the form with the
+    # matches as radio buttons; with it, suggestions as you type. A chosen place is the location.
+    place_query = forms.CharField(required=False, max_length=100, label=_("Street, place or postcode"))
+    place = forms.ModelChoiceField(
+        queryset=Place.objects.all(), required=False, widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("The place you chose is no longer in our list. Please search again.")},
     )
     category = forms.ModelChoiceField(
         queryset=Category.objects.filter(active=True), required=False, to_field_name="slug",
@@ -36,6 +44,17 @@ class ReportForm(forms.Form):
         label="Your email (optional, never shown publicly)",
         help_text="We will only use it to tell you about this report.",
     )
+
+    def clean(self):
+        """A chosen place gives the coordinates, unless the pin or the device gave newer ones (the
+        script clears the choice when the pin moves), and its name becomes the address."""
+        data = super().clean()
+        place = data.get("place")
+        if place is not None and (not data.get("latitude") or data.get("location_source") in ("", "search")):
+            data["latitude"], data["longitude"] = f"{place.point.y:.6f}", f"{place.point.x:.6f}"
+            data["location_source"] = Report.LocationSource.SEARCH
+            data["address"] = gazetteer.place_label(place)
+        return data
 
 
 class CitizenLabelForm(forms.Form):
