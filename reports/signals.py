@@ -12,3 +12,10 @@ report_submitted = Signal()
 # Sent robustly: a receiver that raises is logged and the others still run (the change is already
 # committed). Queue slow work (a task) rather than do it here.
 report_event_recorded = Signal()
+
+# Sent inside the transaction that erases a report's reporter contact details (reports.retention),
+# with the report's row locked. Keyword arguments: report, dry_run. Each receiver erases the
+# copies of those details its app keeps (notifications: the addresses on its messages) and
+# returns {what: how many} for the audit event, counting only when dry_run. Sent with send(),
+# not send_robust(): a receiver that raises rolls that report's erasure back.
+contact_details_erasing = Signal()
