@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import gazetteer
@@ -11,8 +12,8 @@ class ReportForm(forms.Form):
     everything again (the one validation path every channel shares)."""
 
     photo = forms.FileField(
-        label="Photo of the problem",
-        help_text="JPEG, PNG, WebP or HEIC, up to %d MB." % (settings.PHOTO_MAX_BYTES // 1_000_000),
+        label=_("Photo of the problem"),
+        help_text=format_lazy(_("JPEG, PNG, WebP or HEIC, up to {} MB."), settings.PHOTO_MAX_BYTES // 1_000_000),
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
     )
     latitude = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -32,19 +33,22 @@ class ReportForm(forms.Form):
     )
     category = forms.ModelChoiceField(
         queryset=Category.objects.filter(active=True), required=False, to_field_name="slug",
-        empty_label="Not sure — let us work it out", label="What kind of problem is it? (optional)",
+        empty_label=_("Not sure — let us work it out"), label=_("What kind of problem is it? (optional)"),
     )
     description = forms.CharField(
         required=False, max_length=Report._meta.get_field("description").max_length,
-        label="Anything else we should know? (optional)",
+        label=_("Anything else we should know? (optional)"),
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     email = forms.EmailField(
         required=False, max_length=Report._meta.get_field("reporter_email").max_length,
-        label="Your email (optional, never shown publicly)",
-        help_text="We will only use it to tell you about this report.",
+        label=_("Your email (optional, never shown publicly)"),
+        help_text=_("We will only use it to tell you about this report."),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].label_from_instance = lambda category: category.display_name
     def clean(self):
         """A chosen place gives the coordinates, unless the pin or the device gave newer ones (the
         script clears the choice when the pin moves), and its name becomes the address."""

@@ -14,12 +14,14 @@ from fractions import Fraction
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inference.preprocess import register_heif_opener
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
-ACCEPTED_HUMAN = "JPEG, PNG, WebP or HEIC/HEIF"
+ACCEPTED_HUMAN = gettext_lazy("JPEG, PNG, WebP or HEIC/HEIF")
 GPS_IFD = 0x8825
 
 
@@ -51,11 +53,11 @@ def read_photo(data: bytes, *, full_size: bool = False) -> PhotoInfo:
     file is decoded either way, so truncated and corrupt files are caught."""
     max_side = None if full_size else settings.PUBLIC_PHOTO_MAX_SIDE
     if not data:
-        raise ValidationError("The photo is empty.", code="empty")
+        raise ValidationError(_("The photo is empty."), code="empty")
     if len(data) > settings.PHOTO_MAX_BYTES:
         raise ValidationError(
-            f"The photo is too large ({len(data) / 1e6:.1f} MB); the limit is "
-            f"{settings.PHOTO_MAX_BYTES / 1e6:.0f} MB.",
+            _("The photo is too large (%(size)s MB); the limit is %(limit)s MB.") % {
+                "size": f"{len(data) / 1e6:.1f}", "limit": f"{settings.PHOTO_MAX_BYTES / 1e6:.0f}"},
             code="too_large",
         )
     try:
@@ -66,13 +68,14 @@ def read_photo(data: bytes, *, full_size: bool = False) -> PhotoInfo:
             img = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
                 raise ValidationError(
-                    f"Unsupported image type ({img.format}); please send a {ACCEPTED_HUMAN} photo.",
+                    _("Unsupported image type (%(format)s); please send a %(accepted)s photo.") % {
+                        "format": img.format, "accepted": ACCEPTED_HUMAN},
                     code="unsupported_type",
                 )
             if img.width * img.height > settings.PHOTO_MAX_PIXELS:
                 raise ValidationError(
-                    f"The photo has too many pixels ({img.width}x{img.height}); the limit is "
-                    f"{settings.PHOTO_MAX_PIXELS / 1e6:.0f} megapixels.",
+                    _("The photo has too many pixels (%(size)s); the limit is %(limit)s megapixels.") % {
+                        "size": f"{img.width}x{img.height}", "limit": f"{settings.PHOTO_MAX_PIXELS / 1e6:.0f}"},
                     code="too_many_pixels",
                 )
             exif = img.getexif()
@@ -92,16 +95,18 @@ def read_photo(data: bytes, *, full_size: bool = False) -> PhotoInfo:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValidationError(
-            f"The photo has too many pixels; the limit is {settings.PHOTO_MAX_PIXELS / 1e6:.0f} megapixels.",
+            _("The photo has too many pixels; the limit is %(limit)s megapixels.") % {
+                "limit": f"{settings.PHOTO_MAX_PIXELS / 1e6:.0f}"},
             code="too_many_pixels",
         ) from None
     except UnidentifiedImageError:
         raise ValidationError(
-            f"This file is not a photo we can read; please send a {ACCEPTED_HUMAN} photo.",
+            _("This file is not a photo we can read; please send a %(accepted)s photo.") % {"accepted": ACCEPTED_HUMAN},
             code="unsupported_type",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ValidationError(f"The photo could not be read (damaged or incomplete file: {exc}).", code="corrupt") from None
+        raise ValidationError(_("The photo could not be read (damaged or incomplete file: %(error)s).") % {
+            "error": exc}, code="corrupt") from None
     return PhotoInfo(
         data=data,
         format=img.format,

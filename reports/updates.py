@@ -14,6 +14,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from . import photos, validation, workflow
 from .models import Report, ReportEvent, ReportUpdate
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 REPORTER = "reporter"  # actor_label of the reporter's own events
 TEXT_LIMIT = ReportUpdate._meta.get_field("text").max_length
+REOPEN_NOTE = "Still not fixed."  # the reopen event's note when the reporter wrote none (the headline says it)
 
 
 def _locked(report: Report) -> Report:
@@ -34,7 +36,7 @@ def report_add_update(*, report: Report, text: str = "", photo: bytes | None = N
     """Store the reporter's update (text, optional photo through reports.photos) with a
     `citizen_update` event. ValidationError (per field: "text", "photo") before anything is
     written; a duplicate-merged report takes its updates on the original's page instead."""
-    text = validation.clean_text(text, field="text", label="Your update", max_length=TEXT_LIMIT)
+    text = validation.clean_text(text, field="text", label=_("Your update"), max_length=TEXT_LIMIT)
     info = None
     if photo:
         try:
@@ -42,9 +44,9 @@ def report_add_update(*, report: Report, text: str = "", photo: bytes | None = N
         except ValidationError as exc:
             raise ValidationError({"photo": exc}) from None
     if not text and info is None:
-        raise ValidationError({"text": "Write what has changed, or add a photo."}, code="empty")
+        raise ValidationError({"text": _("Write what has changed, or add a photo.")}, code="empty")
     if report.status == Report.Status.DUPLICATE:
-        raise ValidationError("This report is tracked as another one; please add your update there.",
+        raise ValidationError(_("This report is tracked as another one; please add your update there."),
                               code="duplicate")
     update = ReportUpdate(report=report, text=text, from_reporter=True)
     saved: list[tuple] = []
@@ -75,28 +77,42 @@ def report_add_update(*, report: Report, text: str = "", photo: bytes | None = N
 def report_still_not_fixed(*, report: Report, note: str = "") -> Report:
     """The reporter says a fixed or closed report is still not fixed: back to needs review with
     a `reopen` event carrying their words. Refused (ValidationError) from any other status."""
-    note = validation.clean_text(note, field="note", label="Your note", max_length=TEXT_LIMIT)
+    note = validation.clean_text(note, field="note", label=_("Your note"), max_length=TEXT_LIMIT)
     with transaction.atomic():
         r = _locked(report)
         if r.status not in workflow.CITIZEN_REOPENS:
-            raise ValidationError({"status": "Only a report marked fixed or closed can be reopened here."},
+            raise ValidationError({"status": _("Only a report marked fixed or closed can be reopened here.")},
                                   code="transition")
         report_transition(report=r, to=Report.Status.NEEDS_REVIEW, by=By.CITIZEN, actor_label=REPORTER,
-                          note=note or "Still not fixed.", public=True)
+                          note=note or REOPEN_NOTE, public=True)
     logger.info("report %s reopened by its reporter", r.service_request_id)
     return r
 
 
 # The public timeline: each status in the words a citizen uses, never the internal ones.
 PUBLIC_WORDS = {
-    Report.Status.PENDING: "Waiting for our team to look at it",
-    Report.Status.NEEDS_REVIEW: "Waiting for our team to look at it",
-    Report.Status.TRIAGED: "We are looking at it",
-    Report.Status.IN_PROGRESS: "Work has started",
-    Report.Status.FIXED: "Fixed",
-    Report.Status.CLOSED: "Closed",
-    Report.Status.REJECTED: "Not something we can fix",
-    Report.Status.DUPLICATE: "Already reported: we are tracking it on the other report",
+    Report.Status.PENDING: _("Waiting for our team to look at it"),
+    Report.Status.NEEDS_REVIEW: _("Waiting for our team to look at it"),
+    Report.Status.TRIAGED: _("We are looking at it"),
+    Report.Status.IN_PROGRESS: _("Work has started"),
+    Report.Status.FIXED: _("Fixed"),
+    Report.Status.CLOSED: _("Closed"),
+    Report.Status.REJECTED: _("Not something we can fix"),
+    Report.Status.DUPLICATE: _("Already reported: we are tracking it on the other report"),
+}
+# What the citizen can expect next, by status (the public status page).
+NEXT_STEPS = {
+    Report.Status.PENDING: _("Someone in our team will check the report and pass it to the people who deal with "
+                             "it."),
+    Report.Status.NEEDS_REVIEW: _("Someone in our team will check the report and pass it to the people who deal "
+                                  "with it."),
+    Report.Status.TRIAGED: _("The team that deals with it will plan the work. This page will say when it starts."),
+    Report.Status.IN_PROGRESS: _("The work is under way. This page will say when it is fixed."),
+    Report.Status.FIXED: _("Nothing more to do. If it is still not fixed, use the link in our e-mail to tell us."),
+    Report.Status.CLOSED: _("Nothing more to do: the report is closed."),
+    Report.Status.REJECTED: _("We will not do any more about this report. The timeline below says why, "
+                              "where we could."),
+    Report.Status.DUPLICATE: _("Follow the other report to see what happens."),
 }
 
 
@@ -118,17 +134,17 @@ def public_timeline(report: Report) -> list[Entry]:
     events = report.events.filter(field="status") | report.events.filter(action=ReportEvent.Action.NOTE, public=True)
     for event in events.order_by("created_at", "id"):
         if event.action == ReportEvent.Action.CREATED:
-            entries.append(Entry(event.created_at, "status", "Reported"))
+            entries.append(Entry(event.created_at, "status", _("Reported")))
             shown = PUBLIC_WORDS.get(event.to_value, "")
         elif event.action == ReportEvent.Action.NOTE:
-            entries.append(Entry(event.created_at, "note", "Update from the council", event.note))
+            entries.append(Entry(event.created_at, "note", _("Update from the council"), event.note))
         elif event.action == ReportEvent.Action.REOPEN and event.actor_label == REPORTER:
-            entries.append(Entry(event.created_at, "reopen", "The reporter says it is still not fixed",
-                                 event.note if event.public else ""))
+            entries.append(Entry(event.created_at, "reopen", _("The reporter says it is still not fixed"),
+                                 event.note if event.public and event.note != REOPEN_NOTE else ""))
             shown = PUBLIC_WORDS[Report.Status.NEEDS_REVIEW]
         elif (words := PUBLIC_WORDS.get(event.to_value)) and words != shown:
             entries.append(Entry(event.created_at, "status", words, event.note if event.public else ""))
             shown = words
-    entries += [Entry(u.created_at, "update", "The reporter added an update", u.text, u)
+    entries += [Entry(u.created_at, "update", _("The reporter added an update"), u.text, u)
                 for u in report.updates.filter(from_reporter=True)]
     return sorted(entries, key=lambda e: e.at)

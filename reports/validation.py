@@ -11,6 +11,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
+from django.utils.translation import gettext as _
 
 FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
@@ -24,30 +25,34 @@ def clean_text(value, *, field: str, max_length: int, label: str = "") -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValidationError({field: f"{label} must be text."}, code="invalid")
+        raise ValidationError({field: _("%(label)s must be text.") % {"label": label}}, code="invalid")
     value = value.strip()  # also the whitespace-like controls (\x0b, \x1c-\x1f) at either end, as forms do
     if match := FORBIDDEN.search(value):
         raise ValidationError(
-            {field: f"{label} contains a control character (U+{ord(match.group()):04X}) at position "
-                    f"{match.start() + 1}; please remove it."},
+            {field: _("%(label)s contains a control character (%(char)s) at position %(position)d; please "
+                      "remove it.") % {"label": label, "char": f"U+{ord(match.group()):04X}",
+                                       "position": match.start() + 1}},
             code="control_character",
         )
     if len(value) > max_length:
         raise ValidationError(
-            {field: f"{label} is too long ({len(value):,} characters); the limit is {max_length:,}."},
+            {field: _("%(label)s is too long (%(length)s characters); the limit is %(limit)s.") % {
+                "label": label, "length": f"{len(value):,}", "limit": f"{max_length:,}"}},
             code="max_length",
         )
     return value
 
 
-def clean_email(value, *, field: str, max_length: int, label: str = "Email") -> str:
+def clean_email(value, *, field: str, max_length: int, label: str = "") -> str:
     """clean_text plus email syntax; "" stays "" (email is optional everywhere)."""
+    label = label or _("Email")
     value = clean_text(value, field=field, max_length=max_length, label=label)
     if value:
         try:
             validate_email(value)
         except ValidationError:
-            raise ValidationError({field: f"{label}: enter a valid email address."}, code="invalid") from None
+            raise ValidationError({field: _("%(label)s: enter a valid email address.") % {"label": label}},
+                                  code="invalid") from None
     return value
 
 
@@ -58,5 +63,6 @@ def clean_url(value, *, field: str, max_length: int, label: str = "") -> str:
         try:
             URLValidator(schemes=["http", "https"])(value)
         except ValidationError:
-            raise ValidationError({field: f"{label or field} must be an http or https URL."}, code="invalid") from None
+            raise ValidationError({field: _("%(label)s must be an http or https URL.") % {"label": label or field}},
+                                  code="invalid") from None
     return value
