@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, When
 
-from .models import Place
+from .models import Place, Report
 
 SEARCH_MIN_CHARS = 3  # fewer letters than a trigram match nothing useful
 SEARCH_LIMIT = 8
@@ -197,4 +197,4 @@ def nearest_street(*, point: Point, within_m: float = REVERSE_LOOKUP_METRES) -> 
 
 def place_label(place: Place) -> str:
     """How a place reads as a report's address."""
-    return str(place)
+    return str(place)[:Report._meta.get_field("address").max_length]

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import photos, validation, workflow
+from . import gazetteer, photos, validation, workflow
 from .routing import route
 from .models import Category, Report, ReportEvent, ReportSupporter
 from .signals import report_event_recorded, report_submitted
@@ -199,6 +199,10 @@ def report_create(
             {"location": f"This location is outside the area {settings.COUNCIL_NAME} looks after."},
             code="outside_boundary",
         )
+
+    if not address and source != Report.LocationSource.SEARCH:  # a searched place names itself
+        street = gazetteer.nearest_street(point=point)
+        address = gazetteer.place_label(street) if street else ""
 
     report = Report(
         channel=channel,

@@ -7,6 +7,7 @@ from . import api, views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="report-new", permanent=False)),
     path("report/", views.report_new, name="report-new"),
+    path("report/places/", views.report_places, name="report-places"),  # before the references
     path("report/<str:reference>/", views.report_status, name="report-status"),
     path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
     path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),

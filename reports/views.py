@@ -6,7 +6,7 @@ import math
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -14,9 +14,9 @@ from django.views.decorators.http import require_POST
 
 from rest_framework.exceptions import Throttled
 
-from . import selectors, services, throttle, tokens, updates, workflow
+from . import gazetteer, selectors, services, throttle, tokens, updates, workflow
 from .forms import CitizenLabelForm, ReportForm
-from .models import Category, Report
+from .models import Category, Place, Report
 
 
 FORM_FIELDS = {"reporter_email": "email"}  # report_create's error keys -> the form's field names
@@ -41,8 +41,37 @@ def _throttled(request, form) -> int | None:
     return None
 
 
+SEARCH_KEEPS = ("place_query", "category", "description", "email", "latitude", "longitude", "location_source")
+
+
+def _place_search(request) -> dict:
+    """The form page's address search: the matches for what was typed (radio buttons, one maybe
+    chosen), and whether a chosen photo was dropped by the search's GET (browsers never resend it)."""
+    params = request.POST if request.method == "POST" else request.GET
+    query = " ".join(params.get("place_query", "").split())[:100]
+    matches = gazetteer.places_search(query=query)
+    chosen = params.get("place", "")
+    if chosen.isdigit() and all(str(p.pk) != chosen for p in matches):
+        matches = [*Place.objects.filter(pk=chosen), *matches]  # chosen from a suggestion typed differently
+    return {"place_searched": "find_place" in params or bool(query and chosen), "place_query": query,
+            "place_matches": matches, "place_chosen": chosen,
+            "photo_dropped": request.method == "GET" and bool(params.get("photo"))}
+
+
+def report_places(request):
+    """Suggestions for the form's address search as the citizen types (JSON): the same search the
+    form runs without JavaScript."""
+    places = gazetteer.places_search(query=request.GET.get("q", ""))
+    return JsonResponse({"places": [
+        {"id": p.pk, "label": gazetteer.place_label(p), "lat": round(p.point.y, 6), "lon": round(p.point.x, 6)}
+        for p in places]})
+
+
 def report_new(request):
-    form = ReportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        form = ReportForm(request.POST or None, request.FILES or None)
+    else:  # the address search without JavaScript is a GET of this form: what was typed comes back
+        form = ReportForm(initial={k: request.GET[k] for k in SEARCH_KEEPS if k in request.GET})
     status, retry_after = 200, None
     if request.method == "POST":
         if retry_after := _throttled(request, form):
@@ -54,7 +83,7 @@ def report_new(request):
                     photo=d["photo"].read(), latitude=d["latitude"], longitude=d["longitude"],
                     location_source=d["location_source"] or Report.LocationSource.CLIENT,
                     category=d["category"].slug if d["category"] else None,
-                    description=d["description"], reporter_email=d["email"],
+                    description=d["description"], reporter_email=d["email"], address=d.get("address", ""),
                 )
             except ValidationError as exc:
                 errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
@@ -74,7 +103,7 @@ def report_new(request):
                 return redirect("report-thanks", reference=reference)
         if form.errors and status == 200:
             status = 400
-    response = render(request, "reports/report_form.html", {"form": form}, status=status)
+    response = render(request, "reports/report_form.html", {"form": form, **_place_search(request)}, status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
