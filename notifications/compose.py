@@ -13,6 +13,8 @@ from urllib.parse import urljoin
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from reports.models import Report, ReportEvent, Team
 from reports.tokens import reporter_link_token
@@ -30,16 +32,16 @@ STATUS_KINDS = {S.TRIAGED: Kind.TRIAGED, S.IN_PROGRESS: Kind.IN_PROGRESS, S.FIXE
 # Also told to the people who sent the same photo later (reports.ReportSupporter).
 SUPPORTER_KINDS = {Kind.FIXED, Kind.CLOSED}
 SUBJECTS = {
-    Kind.CONFIRMATION: "We have your report {ref}",
-    Kind.TRIAGED: "Report {ref} has been checked",
-    Kind.ASSIGNED: "Report {ref} is being handled by {team}",
-    Kind.IN_PROGRESS: "Work has started on report {ref}",
-    Kind.FIXED: "Report {ref} is fixed",
-    Kind.CLOSED: "Report {ref} is closed",
-    Kind.DUPLICATE: "Report {ref} was already reported as {original}",
-    Kind.REJECTED: "Report {ref}: we cannot deal with it",
-    Kind.NOTE: "An update on report {ref}",
-    Kind.FORWARD: "Report {ref} from {council} for {team}",
+    Kind.CONFIRMATION: _("We have your report {ref}"),
+    Kind.TRIAGED: _("Report {ref} has been checked"),
+    Kind.ASSIGNED: _("Report {ref} is being handled by {team}"),
+    Kind.IN_PROGRESS: _("Work has started on report {ref}"),
+    Kind.FIXED: _("Report {ref} is fixed"),
+    Kind.CLOSED: _("Report {ref} is closed"),
+    Kind.DUPLICATE: _("Report {ref} was already reported as {original}"),
+    Kind.REJECTED: _("Report {ref}: we cannot deal with it"),
+    Kind.NOTE: _("An update on report {ref}"),
+    Kind.FORWARD: "Report {ref} from {council} for {team}",  # to the council's partners: its own language
 }
 
 
@@ -128,15 +130,30 @@ def recipients(report: Report, kind: str) -> list[tuple[str, bool]]:
     return [(email, mine) for email, mine in found if not unsubscribed(email=email, report=report)]
 
 
+def language_for(report: Report, *, kind: str, is_reporter: bool) -> str:
+    """The reporter reads their mail in the language they reported in (Report.language); everyone
+    else, outside bodies included, in the site's default."""
+    if is_reporter and kind != Kind.FORWARD and report.language:
+        return report.language
+    return settings.LANGUAGE_CODE
+
+
 def render(*, report: Report, event: ReportEvent, kind: str, to: str, is_reporter: bool) -> Draft:
-    """Subject, plain text and HTML for one recipient; the reporter's private link only to the reporter."""
+    """Subject, plain text and HTML for one recipient, in their language (language_for); the
+    reporter's private link only to the reporter."""
+    with translation.override(language_for(report, kind=kind, is_reporter=is_reporter)):
+        return _render(report=report, event=event, kind=kind, to=to, is_reporter=is_reporter)
+
+
+def _render(*, report: Report, event: ReportEvent, kind: str, to: str, is_reporter: bool) -> Draft:
     team = outside_body(report)
     original = report.duplicate_of.service_request_id if report.duplicate_of_id else ""
     reason_label, reason_text = reject_reason(report) if kind == Kind.REJECTED else ("", "")
     ref = report.service_request_id
     context = {
         "kind": kind, "reference": ref, "council_name": settings.COUNCIL_NAME, "is_reporter": is_reporter,
-        "category": report.public_category.name if report.public_category else "",
+        "category": (report.public_category.name if kind == Kind.FORWARD else report.public_category.display_name)
+        if report.public_category else "",
         "status_url": absolute(reverse("report-status", args=[ref])),
         "manage_url": manage_url(report) if is_reporter else "",
         "original_reference": original,
@@ -150,7 +167,7 @@ def render(*, report: Report, event: ReportEvent, kind: str, to: str, is_reporte
         "photo_url": absolute(report.photo_public.url) if kind == Kind.FORWARD and report.photo_public else "",
         "unsubscribe_url": "" if kind == Kind.FORWARD else unsubscribe_url(email=to, report=report),
     }
-    subject = SUBJECTS[kind].format(ref=ref, team=context["team_name"], original=original,
+    subject = str(SUBJECTS[kind]).format(ref=ref, team=context["team_name"], original=original,
                                     council=settings.COUNCIL_NAME)
     headers = {}
     if context["unsubscribe_url"]:  # RFC 2369 + RFC 8058 one-click

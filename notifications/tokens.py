@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
+from django.utils.translation import gettext as _
 
 SALT = "notifications.unsubscribe"
 
@@ -31,9 +32,9 @@ def unsubscribe_read(token: str) -> UnsubscribeRequest:
     try:
         data = signing.loads(token, salt=SALT, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE)
     except signing.SignatureExpired:
-        raise BadUnsubscribeToken("This unsubscribe link has expired.") from None
+        raise BadUnsubscribeToken(_("This unsubscribe link has expired.")) from None
     except signing.BadSignature:
-        raise BadUnsubscribeToken("This unsubscribe link is not valid: it may have been copied incompletely.") from None
+        raise BadUnsubscribeToken(_("This unsubscribe link is not valid: it may have been copied incompletely.")) from None
     if not isinstance(data, dict) or not isinstance(data.get("e"), str) or not isinstance(data.get("r"), str):
-        raise BadUnsubscribeToken("This unsubscribe link is not valid.")
+        raise BadUnsubscribeToken(_("This unsubscribe link is not valid."))
     return UnsubscribeRequest(email=data["e"], reference=data["r"])

@@ -4,6 +4,7 @@ clients do. The signed token is the proof, so no cookie or CSRF token is needed.
 from __future__ import annotations
 
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -27,7 +28,7 @@ def unsubscribe(request, token: str):
     one_click = request.POST.get("List-Unsubscribe") == "One-Click"  # RFC 8058: this report's (or all) mail
     scope = "report" if one_click and report is not None else request.POST.get("scope", "")
     if scope not in {"report", "all"} or (scope == "report" and report is None):
-        context["error"] = "Choose what to stop: mail about this report, or all mail to this address."
+        context["error"] = _("Choose what to stop: mail about this report, or all mail to this address.")
         return render(request, "notifications/unsubscribe.html", context, status=400)
     services.unsubscribe_create(email=wish.email, report=report if scope == "report" else None)
     return render(request, "notifications/unsubscribed.html", {**context, "scope": scope})

@@ -1,8 +1,8 @@
 """Which language a request is answered in, beyond Django's LocaleMiddleware.
 
 LocaleMiddleware picks the switcher's cookie, then Accept-Language. On top of it:
-`?lang=cy` (the `hreflang` alternate links) shows one page in that language without
-storing anything, and the staff console and the admin stay in English.
+`?lang=cy` (the `hreflang` alternate links; `?locale=cy` for Open311) shows one page in that
+language without storing anything, and the staff console and the admin stay in English.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils import translation
 
 STAFF_PREFIXES = ("/console/", "/admin/")
 LANGUAGE_PARAM = "lang"
+OPEN311_PREFIX, OPEN311_PARAM = "/open311/", "locale"  # GeoReport v2 clients name the language "locale"
 
 
 def supported(code: str) -> str | None:
@@ -31,7 +32,8 @@ class LanguageMiddleware:
         if request.path.startswith(STAFF_PREFIXES):
             language = settings.LANGUAGE_CODE
         else:
-            language = supported(request.GET.get(LANGUAGE_PARAM, "")) if LANGUAGE_PARAM in request.GET else None
+            param = OPEN311_PARAM if request.path.startswith(OPEN311_PREFIX) else LANGUAGE_PARAM
+            language = supported(request.GET.get(param, "").replace("_", "-")) if param in request.GET else None
         if language and language != request.LANGUAGE_CODE:
             translation.activate(language)
             request.LANGUAGE_CODE = language

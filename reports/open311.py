@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import Throttled
 
@@ -38,7 +39,7 @@ LIST_ITEMS = {"services": "service", "service_requests": "request", "errors": "e
               "endpoints": "endpoint", "formats": "format", "attributes": "attribute"}
 MAX_WINDOW = timedelta(days=90)  # the spec's default and maximum start_date..end_date span
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_PAGE = 100, 200, 100_000
-SERVICE_NOTICE = "Thank you. Your report will be checked and passed to the right team."
+SERVICE_NOTICE = gettext_lazy("Thank you. Your report will be checked and passed to the right team.")
 
 
 class Open311Error(Exception):
@@ -140,7 +141,7 @@ def request_data(report: Report, request) -> dict:
         "service_request_id": report.service_request_id,
         "status": "open" if report.is_open else "closed",
         "status_notes": _status_notes(report),
-        "service_name": category.name if category else None,
+        "service_name": category.display_name if category else None,  # ?locale=cy or Accept-Language
         "service_code": category.slug if category else None,
         "description": report.description or None,
         "agency_responsible": report.team.name if report.team_id else None,  # routing rules (reports.assignment)
@@ -230,7 +231,7 @@ def discovery(request, fmt):
 @open311_view("GET")
 def service_list(request, fmt):
     services_ = [
-        {"service_code": c.slug, "service_name": c.name, "description": c.description, "metadata": False,
+        {"service_code": c.slug, "service_name": c.display_name, "description": c.display_description, "metadata": False,
          "type": "realtime", "keywords": ",".join(c.keywords), "group": c.group}
         for c in Category.objects.filter(active=True)
     ]
@@ -292,8 +293,8 @@ def _create(request, fmt):
         actor_label=f"api:{key.name}",
     )
     ref = intake.report.service_request_id
-    notice = SERVICE_NOTICE if intake.created else (f"This photo was already reported as {ref}; "
-                                                    "we have noted that you reported it too.")
+    notice = str(SERVICE_NOTICE) if intake.created else gettext(
+        "This photo was already reported as %(reference)s; we have noted that you reported it too.") % {"reference": ref}
     body = [{"service_request_id": ref, "service_notice": notice, "account_id": None}]
     return render(fmt, "service_requests", body, status=201 if intake.created else 200)
 

@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from . import gazetteer, photos, validation, workflow
 from .routing import route
@@ -38,9 +39,11 @@ def parse_coordinate(value, *, name: str, limit: float) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValidationError({name: f"{name} must be a number, got {str(value)[:30]!r}."}, code="invalid") from None
+        raise ValidationError({name: _("%(name)s must be a number, got %(value)s.") % {
+            "name": name, "value": repr(str(value)[:30])}}, code="invalid") from None
     if not (-limit <= number <= limit):  # also rejects NaN
-        raise ValidationError({name: f"{name} must be between -{limit:g} and {limit:g}."}, code="out_of_range")
+        raise ValidationError({name: _("%(name)s must be between -%(limit)s and %(limit)s.") % {
+            "name": name, "limit": f"{limit:g}"}}, code="out_of_range")
     return number
 
 
@@ -66,7 +69,8 @@ def _active_category(slug: str | None) -> Category | None:
     try:
         return Category.objects.get(slug=slug, active=True)
     except Category.DoesNotExist:
-        raise ValidationError({"category": f"Unknown category {slug!r}."}, code="invalid") from None
+        raise ValidationError({"category": _("Unknown category %(slug)s.") % {"slug": repr(slug)}},
+                              code="invalid") from None
 
 
 def _field_limit(name: str) -> int:
@@ -138,6 +142,7 @@ def report_create(
     address: str = "",
     reporter_name: str = "",
     reporter_email: str = "",
+    language: str | None = None,
     channel: str = Report.Channel.WEB,
     media_url: str = "",
     actor_label: str = "citizen",
@@ -152,14 +157,15 @@ def report_create(
     anything is written. A photo already reported (same bytes, also when sent
     concurrently: a unique index decides) gives created=False and the sender is
     recorded as a ReportSupporter. The stored files are removed again if storing
-    fails half-way or if the caller's transaction rolls back later.
+    fails half-way or if the caller's transaction rolls back later. `language` (default: the
+    request's, set by LocaleMiddleware) is the one the reporter's e-mails are written in.
     """
     errors: dict[str, list[str]] = {}
     clean_text, limit = validation.clean_text, _field_limit
-    description = _checked(errors, clean_text, description, field="description", label="Description",
+    description = _checked(errors, clean_text, description, field="description", label=_("Description"),
                            max_length=limit("description"))
-    address = _checked(errors, clean_text, address, field="address", label="Address", max_length=limit("address"))
-    reporter_name = _checked(errors, clean_text, reporter_name, field="reporter_name", label="Name",
+    address = _checked(errors, clean_text, address, field="address", label=_("Address"), max_length=limit("address"))
+    reporter_name = _checked(errors, clean_text, reporter_name, field="reporter_name", label=_("Name"),
                              max_length=limit("reporter_name"))
     reporter_email = _checked(errors, validation.clean_email, reporter_email, field="reporter_email",
                               max_length=limit("reporter_email"))
@@ -170,7 +176,7 @@ def report_create(
     if errors:
         raise ValidationError(errors)
     if (lat is None) != (lon is None):
-        raise ValidationError({"location": "Give both latitude and longitude, or neither."}, code="invalid")
+        raise ValidationError({"location": _("Give both latitude and longitude, or neither.")}, code="invalid")
     try:
         info = photos.read_photo(photo)
     except ValidationError as exc:
@@ -189,14 +195,15 @@ def report_create(
         point, source = exif_point, Report.LocationSource.EXIF
     else:
         raise ValidationError(
-            {"location": "Location required: allow location access, drop a pin on the map, "
-                         "or send a photo that has GPS data."},
+            {"location": _("Location required: allow location access, drop a pin on the map, "
+                           "or send a photo that has GPS data.")},
             code="location_required",
         )
     boundary = _council_boundary()
     if boundary is not None and not boundary.covers(point):
         raise ValidationError(
-            {"location": f"This location is outside the area {settings.COUNCIL_NAME} looks after."},
+            {"location": _("This location is outside the area %(council)s looks after.") % {
+                "council": settings.COUNCIL_NAME}},
             code="outside_boundary",
         )
 
@@ -221,6 +228,7 @@ def report_create(
         photo_sha256=info.sha256,
         photo_phash=photos.difference_hash(info.image),
         media_url=media_url,
+        language=language if language is not None else (translation.get_language() or ""),
     )
     if exif_point is not None and source != Report.LocationSource.EXIF:
         report.exif_distance_m = geodesic_distance_m(point, exif_point)
@@ -358,12 +366,13 @@ def report_set_citizen_category(*, report: Report, category: Category) -> Report
     The version is bumped, so a triager looking at the old state gets a conflict.
     """
     if not category.active:
-        raise ValidationError({"category": f"Category {category.slug!r} is not active."}, code="inactive")
+        raise ValidationError({"category": _("Category %(slug)s is not active.") % {"slug": repr(category.slug)}},
+                              code="inactive")
     with transaction.atomic():
         r = Report.objects.select_for_update(of=("self",)).select_related("citizen_category").get(pk=report.pk)
         if not r.is_open or r.final_category_id is not None or r.verified_by_id is not None:
-            raise ValidationError("Our team has already looked at this report, so its category can no longer "
-                                  "be changed here.", code="decided")
+            raise ValidationError(_("Our team has already looked at this report, so its category can no longer "
+                                    "be changed here."), code="decided")
         before = r.citizen_category
         r.citizen_category = category
         fields = ["citizen_category"]

@@ -18,15 +18,16 @@ import math
 from django.conf import settings
 from django.shortcuts import render
 from django_ratelimit.core import get_usage
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
 from .clientip import client_ip
 
 logger = logging.getLogger(__name__)
 
-RATE_LIMITED_MESSAGE = "Too many reports from this address; please try again later."
-ATTEMPTS_LIMITED_MESSAGE = "Too many attempts from this address; please try again later."
-KEY_LIMITED_MESSAGE = "Too many reports with this api_key; please try again later."
+RATE_LIMITED_MESSAGE = _("Too many reports from this address; please try again later.")
+ATTEMPTS_LIMITED_MESSAGE = _("Too many attempts from this address; please try again later.")
+KEY_LIMITED_MESSAGE = _("Too many reports with this api_key; please try again later.")
 
 
 def _by_ip(group, request) -> str:
@@ -41,7 +42,7 @@ def _exempt(request) -> bool:
 
 def _refuse(request, message: str, usage: dict, counter: str) -> None:
     logger.warning("rate limit %s reached by %s on %s", counter, client_ip(request), request.path)
-    raise Throttled(wait=max(1, math.ceil(usage["time_left"])), detail=message)
+    raise Throttled(wait=max(1, math.ceil(usage["time_left"])), detail=str(message))  # in the request's language
 
 
 def submission_check(request, *, api_key=None) -> None:

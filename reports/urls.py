@@ -2,12 +2,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api, views
+from . import accessibility, api, views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="report-new", permanent=False)),
     path("report/", views.report_new, name="report-new"),
+    path("accessibility/", accessibility.accessibility_statement, name="accessibility"),
     path("report/places/", views.report_places, name="report-places"),  # before the references
+    path("report/find/", views.report_find, name="report-find"),
     path("report/<str:reference>/", views.report_status, name="report-status"),
     path("report/<str:reference>/thanks/", views.report_thanks, name="report-thanks"),
     path("report/<str:reference>/suggestion/", views.report_suggestion, name="report-suggestion"),

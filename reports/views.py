@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -93,6 +94,8 @@ def report_new(request):
                     visible = field in form.fields and not form.fields[field].widget.is_hidden
                     for message in messages:
                         form.add_error(field if visible else None, message)
+                        if field and not visible:  # the error summary links these to the location fieldset
+                            form.location_errors = [*getattr(form, "location_errors", []), str(message)]
             else:
                 reference = intake.report.service_request_id
                 throttle.submission_accepted(request)
@@ -147,16 +150,39 @@ def report_thanks(request, reference: str):
 
 
 def report_status(request, reference: str):
-    """Public: the status in plain words, the fix target while open, and the timeline of public updates."""
+    """Public: the status in plain words, what happens next, the fix target while open, and the
+    timeline of public updates."""
     report = _report_or_404(reference)
     shown = selectors.public_status(report)
     return render(request, "reports/report_status.html", {
         "report": report,
         "shown": shown,
+        "category": shown.final_category or shown.citizen_category,  # never the model's guess as fact
         "timeline": updates.public_timeline(shown),  # a duplicate's story goes on on its original
         "status_words": updates.PUBLIC_WORDS[shown.status],
+        "next_step": updates.NEXT_STEPS[shown.status],
         "fix_due_at": getattr(shown, "fix_due_at", None),  # response targets (reports.targets), where set
     })
+
+
+REFERENCE_PATTERN = re.compile(r"[A-Z0-9]{4,16}")
+
+
+def report_find(request):
+    """The "find my report" box: a reference -> its public page. Blank or not a reference -> 400,
+    no such report -> 404, each with the message on the page and the box to try again."""
+    typed = request.GET.get("reference", "")
+    reference = re.sub(r"[\s-]", "", typed).upper()
+    if not reference:
+        error, status = _("Enter the reference of your report: it is in your e-mail and on the thank-you page."), 400
+    elif not REFERENCE_PATTERN.fullmatch(reference):
+        error, status = _("That is not a report reference: it has 10 letters and numbers, like ABCD23EFGH."), 400
+    elif selectors.report_by_reference(reference) is None:
+        error, status = _("We cannot find a report with the reference %(reference)s. Check it and try again.") % {
+            "reference": reference}, 404
+    else:
+        return redirect("report-status", reference=reference)
+    return render(request, "reports/report_find.html", {"error": error, "typed": typed[:40]}, status=status)
 
 
 def report_suggestion(request, reference: str):
