@@ -192,6 +192,6 @@ def test_command_dry_run_counts_and_changes_nothing_then_erases(settings, mailbo
     out = io.StringIO()
     call_command("erase_contact_details", stdout=out)
     assert "contact details are kept" in out.getvalue()
+    settings.REPORTER_CONTACT_RETENTION_DAYS = 365
     with pytest.raises(CommandError, match="--batch-size must be at least 1"):
-        settings.REPORTER_CONTACT_RETENTION_DAYS = 365
         call_command("erase_contact_details", "--batch-size", "0")
