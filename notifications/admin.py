@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import OutgoingMessage, Unsubscribe
+from .models import AlertSubscription, OutgoingMessage, Unsubscribe
 
 
 @admin.register(OutgoingMessage)
@@ -15,3 +15,11 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
 class UnsubscribeAdmin(admin.ModelAdmin):
     list_display = ["email", "report", "created_at"]
     search_fields = ["email"]
+
+
+@admin.register(AlertSubscription)
+class AlertSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["email", "area", "radius_m", "confirmed_at", "unsubscribed_at", "created_at"]
+    list_filter = ["area"]
+    search_fields = ["email"]
+    readonly_fields = ["confirmed_at", "created_at", "unsubscribed_at"]
