@@ -195,3 +195,27 @@ def test_command_dry_run_counts_and_changes_nothing_then_erases(settings, mailbo
     settings.REPORTER_CONTACT_RETENTION_DAYS = 365
     with pytest.raises(CommandError, match="--batch-size must be at least 1"):
         call_command("erase_contact_details", "--batch-size", "0")
+
+
+def test_a_report_that_fails_is_rolled_back_and_the_others_still_go(settings, mailbox, committed, unique_jpeg,
+                                                                     triager):
+    from reports.signals import contact_details_erasing
+
+    settings.REPORTER_CONTACT_RETENTION_DAYS = 10
+    broken, fine = (fixed_report(committed, unique_jpeg, triager, days_ago=11) for _ in range(2))
+
+    def refuse(sender, *, report, **kwargs):
+        if report.pk == broken.pk:
+            raise RuntimeError("message store unavailable")
+
+    contact_details_erasing.connect(refuse, dispatch_uid="test.refuse")
+    try:
+        with pytest.raises(CommandError, match="Could not erase 1 report "):
+            call_command("erase_contact_details", stdout=io.StringIO())
+    finally:
+        contact_details_erasing.disconnect(dispatch_uid="test.refuse")
+    assert fresh(fine).reporter_email == ""
+    assert fresh(broken).reporter_email == EMAIL  # nothing half-erased: its messages keep their addresses too
+    assert OutgoingMessage.objects.filter(report=broken, to_address=EMAIL).count() == 3
+    assert not broken.events.filter(action=A.CONTACT_ERASED).exists()
+    assert contact_details_erase_due()["reports"] == 1  # the next run gets it

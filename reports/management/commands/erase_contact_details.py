@@ -29,4 +29,5 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"No contact details to erase (reports closed over {days} days ago)")
         if failed:
-            raise CommandError(f"{failed} reports could not be erased (see the log); the next run tries again")
+            raise CommandError(f"Could not erase {failed} report{'s' * (failed != 1)} (see the log); "
+                               "the next run tries again")
