@@ -183,7 +183,7 @@ def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PA
     qs = (filtered_reports(filters)
           .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee",
                           "spot_check__category", "team")
-          .defer("location", "exif_location", "predicted_top_k", "description", "address", "media_url"))
+          .defer("location", "exif_location", "predicted_top_k", "description", "media_url"))  # the address is shown
     key = decode_cursor(cursor, filters.sort) if cursor else None
     if key is not None:
         qs = _after(qs, filters.sort, key)
