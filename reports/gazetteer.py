@@ -24,7 +24,8 @@ from .models import Place, Report
 
 SEARCH_MIN_CHARS = 3  # fewer letters than a trigram match nothing useful
 SEARCH_LIMIT = 8
-WORD_SIMILARITY_THRESHOLD = 0.4  # pg_trgm word_similarity (0..1); lower than its 0.6 default so a typo or two still match
+# pg_trgm word_similarity (0..1); lower than its 0.6 default so a typo or two still match
+WORD_SIMILARITY_THRESHOLD = 0.4
 REVERSE_LOOKUP_METRES = 150  # a street further than this from the point is not named as its address
 BATCH = 2000  # rows per INSERT ... ON CONFLICT while importing
 
