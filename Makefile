@@ -17,7 +17,7 @@ TEST_DATABASE_URL := postgis://civic@127.0.0.1:$(TEST_DB_PORT)/civic
 TEST_DB_TARGET := test-db
 endif
 
-.PHONY: demo test db db-stop test-db system-deps venv
+.PHONY: demo test db db-stop test-db system-deps venv messages
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The Welsh and English catalogues (locale/*/LC_MESSAGES/django.po) compiled to .mo (not committed).
+messages: venv system-deps
+	$(PY) manage.py compilemessages --ignore=$(VENV) --ignore=.local -v 0
 
 system-deps:
 	bash deploy/dev/system-deps.sh $(if $(filter test,$(MAKECMDGOALS)),--browser)
@@ -39,7 +43,7 @@ db-stop:
 test-db: system-deps
 	bash deploy/dev/pg.sh start test $(TEST_DB_PORT)
 
-demo: venv db
+demo: venv db messages
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py createcachetable
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py seed_categories
@@ -52,5 +56,5 @@ demo: venv db
 	@echo "Ctrl-C stops the server; the database keeps running (make db-stop)."
 	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: venv $(TEST_DB_TARGET)
+test: venv $(TEST_DB_TARGET) messages
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)

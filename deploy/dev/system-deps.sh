@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it names what to install and stops.
 set -euo pipefail
 want_browser="${1:-}"
-pkgs=(postgresql-15 postgresql-15-postgis-3 libgdal32 gdal-bin)
+pkgs=(postgresql-15 postgresql-15-postgis-3 libgdal32 gdal-bin gettext)  # gettext: msgfmt for compilemessages
 [[ "$want_browser" == "--browser" ]] && pkgs+=(chromium)
 
 missing=()
