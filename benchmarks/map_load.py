@@ -164,6 +164,7 @@ def main() -> None:
     from reports.models import Report
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # production settings: rate limits and map answers
     seeded = console_bench.generate(args.reports)
     if seeded:
         with connection.cursor() as cur:

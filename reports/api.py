@@ -1,7 +1,13 @@
 """REST API v1 (DRF): create a report, read one, and a GeoJSON list for maps."""
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field,
@@ -61,7 +67,7 @@ def request_api_key(request):
     key = api_key_check(raw)
     if key is None:
         throttle.submission_check(request)
-        raise PermissionDenied("Invalid or inactive X-Api-Key.")
+        raise PermissionDenied(_("Invalid or inactive X-Api-Key."))
     return key
 
 
@@ -161,8 +167,9 @@ class ReportCreatedSerializer(ReportPublicSerializer):
 
     def get_notice(self, obj) -> str:
         if self.context["created"]:
-            return "Thank you. Your report will be checked and passed to the right team."
-        return f"This photo was already reported as {obj.service_request_id}; we have noted that you reported it too."
+            return _("Thank you. Your report will be checked and passed to the right team.")
+        return _("This photo was already reported as %(reference)s; we have noted that you reported it too.") % {
+            "reference": obj.service_request_id}
 
 
 API_FIELDS = {"reporter_name": "name", "reporter_email": "email"}  # report_create's error keys -> this API's
@@ -268,13 +275,24 @@ class ReportGeoListView(generics.ListAPIView):
         return selectors.public_reports().order_by("-created_at")
 
     def list(self, request, *args, **kwargs):
+        """Answers are cached for MAP_CACHE_SECONDS per query (the shared cache, so every replica):
+        a city-wide map opened by many people at once costs one query, not one each."""
+        key = "geojson:" + hashlib.sha256(urlencode(sorted(request.query_params.lists()), doseq=True).encode()).hexdigest()
+        body = cache.get(key) if settings.MAP_CACHE_SECONDS else None
+        if body is None:
+            body = self._collection(request)  # bad parameters raise (400) before anything is cached
+            if settings.MAP_CACHE_SECONDS:
+                cache.set(key, body, settings.MAP_CACHE_SECONDS)
+        return Response(body)
+
+    def _collection(self, request) -> dict:
         zoom = clusters.parse_zoom(request.query_params.get("zoom"))
         queryset = self.filter_queryset(self.get_queryset())
         if clusters.too_many(queryset):
             bbox = params.parse_bbox(request.query_params.get("in_bbox"), name="in_bbox")
-            return Response(clusters.cluster_collection(queryset, bbox=bbox, zoom=zoom))
+            return clusters.cluster_collection(queryset, bbox=bbox, zoom=zoom)
         features = self.features(queryset, limit=clusters.threshold())
-        return Response({"type": "FeatureCollection", "clustered": False, "count": len(features), "features": features})
+        return {"type": "FeatureCollection", "clustered": False, "count": len(features), "features": features}
 
     @staticmethod
     def features(queryset, *, limit: int) -> list[dict]:

@@ -151,6 +151,9 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 # outside are rejected. Empty = accept anywhere on Earth.
 COUNCIL_BOUNDARY = env("COUNCIL_BOUNDARY", default="")
 COUNCIL_NAME = env("COUNCIL_NAME", default="Demo Borough Council")
+# Where the accessibility statement (/accessibility/) tells people to ask for another format or report
+# a barrier; empty = the statement points to the council's own contact details instead.
+ACCESSIBILITY_CONTACT_EMAIL = env("ACCESSIBILITY_CONTACT_EMAIL", default="")
 # Response targets skip this nation's bank holidays (holidays.UK subdivision: ENG, WLS, SCT, NIR).
 COUNCIL_NATION = env("COUNCIL_NATION", default="ENG")
 # Reporter (and "also reported") contact details are erased this many days after a report
@@ -163,6 +166,9 @@ MAP_DEFAULT_CENTER = env.list("MAP_DEFAULT_CENTER", cast=float, default=[51.5074
 # Maps (REST GeoJSON, console map): above this many reports in the box, answer with grid
 # clusters (reports/clusters.py) instead of one feature per report. Reports.
 MAP_CLUSTER_THRESHOLD = env.int("MAP_CLUSTER_THRESHOLD", default=1000)
+# Seconds an anonymous GeoJSON answer is reused for the same query (0 = never); new reports
+# appear on the public map within this time.
+MAP_CACHE_SECONDS = env.int("MAP_CACHE_SECONDS", default=30)
 
 # Console: duplicate candidates within this distance of a report, metres.
 DUPLICATE_RADIUS_M = env.float("DUPLICATE_RADIUS_M", default=50)

@@ -26,3 +26,5 @@ TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBacken
 # No spot checks unless a test asks (tests/classifier/test_quality.py): which reports are drawn
 # depends on their ids, so other tests' auto-triage would otherwise vary with test order.
 SPOT_CHECK_SHARE = 0.0
+# Tests add reports and read the map back at once; tests/reports/test_clusters.py turns the cache on.
+MAP_CACHE_SECONDS = 0

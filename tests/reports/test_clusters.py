@@ -142,3 +142,15 @@ def test_cells_follow_the_zoom():
     box = (-0.15, 51.49, -0.1, 51.52)
     assert clusters.cell_size(box, 12)[0] == pytest.approx(360 / 2 ** 12 / 4)
     assert clusters.cell_size(box, 13)[0] == pytest.approx(clusters.cell_size(box, 12)[0] / 2)
+
+
+def test_the_same_map_query_is_answered_from_the_cache_for_map_cache_seconds(client, seven, settings,
+                                                                               django_assert_max_num_queries):
+    settings.MAP_CLUSTER_THRESHOLD, settings.MAP_CACHE_SECONDS = 3, 30
+    first = client.get(GEOJSON, {"in_bbox": UK, "zoom": "6"}).json()
+    with django_assert_max_num_queries(1):  # the database cache's own read at most; no report query
+        again = client.get(GEOJSON, {"zoom": "6", "in_bbox": UK}).json()  # same query, other order
+    assert again == first
+    other = client.get(GEOJSON, {"in_bbox": UK, "zoom": "6", "category": "graffiti"}).json()
+    assert other["count"] == 4  # another query is not served the first one's answer
+    assert client.get(GEOJSON, {"in_bbox": UK, "zoom": "99"}).status_code == 400  # never cached
