@@ -224,8 +224,11 @@ def _queue(*, subscription: AlertSubscription, kind: str, report: Report | None,
     stop = stop_url(subscription)
     context = {**context, "kind": kind, "council_name": settings.COUNCIL_NAME, "manage_url": manage_url(to),
                "stop_url": stop}
-    subject = (f"Confirm your alerts from {settings.COUNCIL_NAME}" if kind == Kind.ALERT_CONFIRM
-               else f"New report {context['reference']} {context['where']}: {context['category'] or 'category not known yet'}")
+    if kind == Kind.ALERT_CONFIRM:
+        subject = f"Confirm your alerts from {settings.COUNCIL_NAME}"
+    else:
+        what = context["category"] or "category not known yet"
+        subject = f"New report {context['reference']} {context['where']}: {what}"
     headers = {"List-Unsubscribe": f"<{stop}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     try:
         with transaction.atomic():

@@ -98,7 +98,8 @@ class AlertSubscription(models.Model):
     email = models.EmailField()
     point = gis.PointField(geography=True, srid=4326, null=True, blank=True)  # longitude/latitude
     radius_m = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(ALERT_MIN_RADIUS_M), MaxValueValidator(ALERT_MAX_RADIUS_M)])
+        null=True, blank=True,
+        validators=[MinValueValidator(ALERT_MIN_RADIUS_M), MaxValueValidator(ALERT_MAX_RADIUS_M)])
     area = models.ForeignKey("reports.Area", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     categories = models.ManyToManyField("reports.Category", blank=True, related_name="+")
     confirmed_at = models.DateTimeField(null=True, blank=True)
