@@ -15,6 +15,7 @@ class ReportForm(forms.Form):
         label=_("Photo of the problem"),
         help_text=format_lazy(_("JPEG, PNG, WebP or HEIC, up to {} MB."), settings.PHOTO_MAX_BYTES // 1_000_000),
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
+        error_messages={"required": _("Choose a photo of the problem.")},  # the error summary's link says which field
     )
     latitude = forms.CharField(required=False, widget=forms.HiddenInput)
     longitude = forms.CharField(required=False, widget=forms.HiddenInput)

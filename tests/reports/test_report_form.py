@@ -28,7 +28,7 @@ def field_errors(page: str, field: str) -> str:
 
 
 def top_errors(page: str) -> str:
-    match = re.search(r'<div class="errors" role="alert" id="form-errors">(.*?)</div>', page, re.S)
+    match = re.search(r'<div class="error-summary" id="error-summary"[^>]*>(.*?)</div>', page, re.S)
     return html.unescape(match.group(1)) if match else ""
 
 
@@ -144,7 +144,7 @@ def test_no_photo_at_all_is_shown_beside_the_photo_field(client, media_dirs):
     resp = client.post("/report/", TYPED)
     assert resp.status_code == 400
     page = resp.content.decode()
-    assert "This field is required" in field_errors(page, "photo")
+    assert "Choose a photo of the problem." in field_errors(page, "photo")
     assert_kept(page)
     assert_nothing_stored(media_dirs)
 
