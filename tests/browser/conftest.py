@@ -77,3 +77,30 @@ def shot():
         page.screenshot(path=str(path), **kwargs)
         return path
     return take
+
+
+AXE_SOURCE = (Path(__file__).resolve().parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe_violations(page, *, impacts=("serious", "critical")) -> list[dict]:
+    """Runs axe-core (tests/browser/vendor) on the page as it is now and returns the WCAG 2.2 A/AA
+    and best-practice violations of the given impacts. Evaluated through the DevTools protocol, so the
+    page's Content-Security-Policy stays as it is (an injected <script> tag would break it)."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_SOURCE)
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
+    return [v for v in result["violations"] if v["impact"] in impacts]
+
+
+def axe_problems(page, name: str) -> list[str]:
+    """One line per serious or critical axe violation on the page, with the first elements it names."""
+    return [f"{name}: {v['id']} ({v['impact']}): {v['help']} -- "
+            + "; ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:5])
+            for v in axe_violations(page)]
+
+
+def axe_check(page, name: str) -> None:
+    """Fails the test when axe finds a serious or critical violation on the page."""
+    problems = axe_problems(page, name)
+    assert not problems, f"axe on {page.url}:\n" + "\n".join(problems)
