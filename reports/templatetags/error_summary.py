@@ -18,3 +18,11 @@ def error_summary_items(form, **links) -> list[dict]:
             items += [{"href": links.get(field.name, f"#{field.id_for_label}"), "message": message}
                       for message in field.errors]
     return items
+
+
+@register.simple_tag
+def error_summary_from_dict(errors: dict, **links) -> list[dict]:
+    """The same for a page that keeps a service's message_dict: links maps each field name on the page to
+    its input's anchor; errors under any other key (None, "status") are listed without a link."""
+    return [{"href": links.get(key, "") if key else "", "message": message}
+            for key, messages in errors.items() for message in messages]

@@ -7,7 +7,11 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from django.urls import reverse
+
+from reports import tokens
 from reports.accessibility import TESTED_ON
+from reports.services import report_create
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +71,16 @@ def test_every_citizen_page_links_to_the_accessibility_statement(client):
 def test_the_statement_names_the_contact_address_when_set(client, settings):
     settings.ACCESSIBILITY_CONTACT_EMAIL = "access@example.gov.uk"
     assert 'href="mailto:access@example.gov.uk"' in client.get("/accessibility/").content.decode()
+
+
+def test_the_reporters_page_lists_its_errors_at_the_top_linked_to_the_fields(client, unique_jpeg):
+    report = report_create(photo=unique_jpeg(lat=51.5, lon=-0.12), classify=False).report
+    url = reverse("report-manage", args=[report.service_request_id,
+                                         tokens.reporter_link_token(reference=report.service_request_id)])
+    page = client.post(url, {"action": "update", "text": ""}).content.decode()
+    links = summary_links(page)
+    assert list(links) == ["#text"]
+    assert re.search(r"<title>Error: ", page)
+    assert 'aria-invalid="true" aria-describedby="text-error"' in tag(page, "text") and 'id="text-error"' in page
+    page = client.post(url, {"action": "nothing"}).content.decode()
+    assert "Choose what to do" in re.search(r'id="error-summary".*?</div>', page, re.S).group()
