@@ -63,6 +63,15 @@ def test_citizen_pages_have_no_serious_axe_violations(live_server, page, seeded,
 
     page.goto(f"{live_server.url}/accessibility/")
     problems += axe_problems(page, "accessibility statement")
+    for name, url in [("find a report, not found", "/report/find/?reference=ZZZZ99ZZZZ"),
+                      ("address search without JavaScript", "/report/?place_query=nowhere+at+all&find_place=1"),
+                      ("area alerts", "/alerts/"), ("unsubscribe link not valid", "/mail/unsubscribe/forged/")]:
+        page.goto(live_server.url + url)
+        problems += axe_problems(page, name)
+    page.goto(f"{live_server.url}/alerts/")
+    page.get_by_role("button", name="Send me a confirmation e-mail").click()  # nothing filled in
+    page.wait_for_load_state()
+    problems += axe_problems(page, "area alerts with errors")
     assert not problems, "\n".join(problems)
 
 
