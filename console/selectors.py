@@ -128,10 +128,35 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
     return qs
 
 
-def _ordered(qs: QuerySet[Report], sort: str, *, reverse: bool = False) -> QuerySet[Report]:
+def _section(qs: QuerySet[Report], sort: str, *, late: bool, key: tuple | None,
+             reverse: bool = False) -> QuerySet[Report]:
+    """The overdue (or the other) reports, after `key` (before it when reverse) and ordered by
+    the rest of the sort key: each section walks the queue index in that order (0003); the
+    overdue flag itself depends on now(), so no index can hold it."""
     columns, direction = SORTS[sort]
+    rest = columns[1:]
     descending = (direction == "desc") != reverse
-    return qs.order_by(*[RawSQL(c, []).desc() if descending else RawSQL(c, []).asc() for c in columns])
+    qs = qs.alias(late=RawSQL(LATE_SQL, [], output_field=BooleanField())).filter(late=late)
+    if key is not None:  # a row-value comparison, answered from the composite index
+        sql = f"({', '.join(rest)}) {'<' if descending else '>'} ({', '.join(['%s'] * len(rest))})"
+        qs = qs.filter(RawSQL(sql, list(key[1:]), output_field=BooleanField()))
+    return qs.order_by(*[RawSQL(c, []).desc() if descending else RawSQL(c, []).asc() for c in rest])
+
+
+def _walk(qs: QuerySet[Report], sort: str, *, limit: int, key: tuple | None = None,
+          reverse: bool = False) -> list[Report]:
+    """Up to `limit` reports after `key` in the queue order (before it when reverse): overdue
+    reports first, then the rest, one section at a time."""
+    sections = [False, True] if reverse else [True, False]
+    if key is not None:  # start in the key's own section
+        sections = sections[sections.index(key[0] == (sort == "newest")):]
+    rows: list[Report] = []
+    for late in sections:
+        rows += _section(qs, sort, late=late, key=key, reverse=reverse)[: limit - len(rows)]
+        if len(rows) >= limit:
+            break
+        key = None  # the next section from its start
+    return rows
 
 
 def sort_key(report: Report, sort: str) -> tuple:
@@ -141,15 +166,6 @@ def sort_key(report: Report, sort: str) -> tuple:
         p = report.predicted_probability
         return (first, -1.0 if p is None else p, report.created_at, report.pk)
     return (first, report.created_at, report.pk)
-
-
-def _after(qs: QuerySet[Report], sort: str, key: tuple, *, reverse: bool = False) -> QuerySet[Report]:
-    """Rows strictly after `key` in the sort order (before it when reverse): a row-value
-    comparison, which PostgreSQL answers from the composite index."""
-    columns, direction = SORTS[sort]
-    op = ">" if (direction == "asc") != reverse else "<"
-    sql = f"({', '.join(columns)}) {op} ({', '.join(['%s'] * len(columns))})"
-    return qs.filter(RawSQL(sql, list(key), output_field=BooleanField()))
 
 
 def encode_cursor(key: tuple) -> str:
@@ -179,15 +195,14 @@ class Page:
 
 
 def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
-    """One page of the queue. Keyset pagination: cost does not grow with the page number."""
+    """One page of the queue. Keyset pagination: cost does not grow with the page number, and
+    overdue reports are read before the rest rather than sorted in front of them."""
     qs = (filtered_reports(filters)
           .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee",
                           "spot_check__category", "team")
           .defer("location", "exif_location", "predicted_top_k", "description", "media_url"))  # the address is shown
     key = decode_cursor(cursor, filters.sort) if cursor else None
-    if key is not None:
-        qs = _after(qs, filters.sort, key)
-    rows = list(_ordered(qs, filters.sort)[: page_size + 1])
+    rows = _walk(qs, filters.sort, limit=page_size + 1, key=key)
     more = len(rows) > page_size
     rows = rows[:page_size]
     return Page(reports=rows, next_cursor=encode_cursor(sort_key(rows[-1], filters.sort)) if more else None)
@@ -196,9 +211,9 @@ def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PA
 def queue_neighbour(*, report: Report, filters: QueueFilters, previous: bool = False) -> Report | None:
     """The report after (or before) `report` in the queue order; `report` itself
     need not match the filters any more (it has just been triaged)."""
-    qs = _after(filtered_reports(filters).exclude(pk=report.pk), filters.sort,
-                sort_key(report, filters.sort), reverse=previous)
-    return _ordered(qs, filters.sort, reverse=previous).only("pk", "service_request_id").first()
+    qs = filtered_reports(filters).exclude(pk=report.pk).only("pk", "service_request_id")
+    rows = _walk(qs, filters.sort, limit=1, key=sort_key(report, filters.sort), reverse=previous)
+    return rows[0] if rows else None
 
 
 @dataclass

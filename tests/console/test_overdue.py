@@ -62,3 +62,20 @@ def test_queue_shows_the_badge_and_the_overdue_filter(client, triager, three):
     assert 'name="overdue"' in html
     html = client.get(reverse("console:queue"), {"status": "needs_review", "overdue": "on"}).content.decode()
     assert three[2].service_request_id in html and three[0].service_request_id not in html
+
+
+def test_j_and_k_cross_from_overdue_to_the_rest_and_back(three):
+    """The queue reads overdue reports and the rest as two sections; the neighbours step across."""
+    from console.selectors import queue_neighbour
+
+    a, b, late = three
+    for sort in ("confidence", "oldest", "newest"):
+        filters = QueueFilters(sort=sort)
+        order = _refs(report_queue(filters=filters))
+        assert order[0] == late.service_request_id, sort
+        by_ref = {r.service_request_id: r for r in three}
+        for here, there in zip(order, order[1:]):
+            assert queue_neighbour(report=by_ref[here], filters=filters).service_request_id == there, sort
+            assert queue_neighbour(report=by_ref[there], filters=filters, previous=True).service_request_id == here
+        assert queue_neighbour(report=by_ref[order[-1]], filters=filters) is None
+        assert queue_neighbour(report=by_ref[order[0]], filters=filters, previous=True) is None
