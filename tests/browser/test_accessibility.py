@@ -124,7 +124,7 @@ def test_console_pages_have_no_serious_axe_violations(live_server, page, seeded,
     assert not problems, "\n".join(problems)
 
 
-def test_a_failed_submit_says_error_in_the_title_and_focuses_the_summary(live_server, page, seeded):
+def test_a_failed_submit_says_error_in_the_title_and_focuses_the_summary(live_server, page, seeded, shot):
     page.goto(f"{live_server.url}/report/")
     title = page.title()
     assert not title.startswith("Error")
@@ -132,6 +132,7 @@ def test_a_failed_submit_says_error_in_the_title_and_focuses_the_summary(live_se
     page.locator("#error-summary").wait_for()
     assert page.title() == "Error: " + title
     page.wait_for_function("() => document.activeElement && document.activeElement.id === 'error-summary'")
+    shot(page, "citizen-form-errors")
     summary = page.locator("#error-summary")
     assert summary.get_attribute("role") == "alert"
     link = summary.get_by_role("link", name=re.compile("photo", re.I))
