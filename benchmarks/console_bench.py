@@ -38,7 +38,7 @@ INSERT INTO reports_report (
     model_version, classified_at, auto_triaged, possibly_not_issue, citizen_model_disagree, predicted_unknown, reject_reason,
     final_category_id, verified_at, reporter_name, reporter_email,
     photo_original, photo_public, photo_thumbnail, photo_format, photo_width, photo_height,
-    photo_sha256, photo_phash, media_url, created_at, updated_at, version)
+    photo_sha256, photo_phash, media_url, language, created_at, updated_at, version)
 SELECT
     upper(substr(md5('r' || g), 1, 10)),
     (ARRAY['needs_review','needs_review','needs_review','triaged','triaged','triaged','in_progress',
@@ -56,7 +56,7 @@ SELECT
     CASE WHEN g %% 3 = 0 THEN now() END,
     'Reporter ' || g, 'r' || g || '@example.org',
     'originals/placeholder.jpg', 'photos/placeholder.jpg', 'thumbs/placeholder.jpg', 'JPEG', 640, 480,
-    md5('s' || g) || md5('t' || g), lpad(to_hex((random() * 2147483647)::bigint), 8, '0') || '00000000', '',
+    md5('s' || g) || md5('t' || g), lpad(to_hex((random() * 2147483647)::bigint), 8, '0') || '00000000', '', '',
     now() - (random() * interval '365 days'), now(), 1
 FROM generate_series(%(start)s, %(stop)s) AS g, cats
 """

@@ -107,3 +107,11 @@ def test_console_bench():
     bench_url = urlunsplit(url._replace(path=f"{url.path.rstrip('/')}_smoke_bench"))
     out = run("console_bench.py", "--reports", 200, "--runs", 1, env={"DATABASE_URL": bench_url})
     assert out.strip()
+
+
+def test_performance_bench_with_its_baseline():
+    """The performance page's bench, its baseline (the page at BASELINE_COMMIT) beside it."""
+    url = urlsplit(os.environ.get("DATABASE_URL", "postgis://civic@127.0.0.1:54339/civic"))
+    bench_url = urlunsplit(url._replace(path=f"{url.path.rstrip('/')}_perf_smoke_bench"))
+    out = run("performance_bench.py", "--reports", 200, "--runs", 1, "--baseline", env={"DATABASE_URL": bench_url})
+    assert "| performance page, default 90 days |" in out and "baseline" in out
