@@ -47,7 +47,7 @@ FAST = {"WORKER_HEARTBEAT_SECONDS": "0.2", "WORKER_LEASE_SECONDS": "2", "WORKER_
         "CLASSIFIER_RELOAD_SECONDS": "0.1", "WORKER_RECONNECT_MAX_SECONDS": "1"}
 
 
-def wait_for(condition, *, timeout: float = 30.0, what: str = "condition"):
+def wait_for(condition, *, timeout: float = 60.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := condition():
@@ -105,6 +105,8 @@ def test_a_task_left_running_by_a_killed_worker_is_requeued_after_the_lease(sett
                                 worker_ids=["killed-mid-batch"])
     proc = start_worker(database_url=worker_db_url(), PENDING_CATCHUP_AFTER_SECONDS="3600")  # lease only
     wait_for(lambda: status_of(report) != Report.Status.PENDING, what=f"the re-queued task ({proc.log_path})")
+    # The task's own row is marked done just after the report's transaction commits.
+    wait_for(lambda: DBTaskResult.objects.get().status != "RUNNING", what=f"the task to finish ({proc.log_path})")
     task = DBTaskResult.objects.get()
     assert task.status == "SUCCESSFUL" and task.worker_ids[0] == "killed-mid-batch" and len(task.worker_ids) == 2
 
