@@ -6,11 +6,14 @@ own permission is checked by its service (PermissionDenied -> 403).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -377,7 +380,15 @@ def map_geojson(request):
         return JsonResponse({"detail": exc.message_dict["zoom"][0], "errors": exc.message_dict}, status=400)
     matching = selectors.filtered_reports(filters)
     if clusters.too_many(matching):
-        return JsonResponse(clusters.cluster_collection(matching, bbox=filters.bbox, zoom=zoom))
+        # The aggregate over every report in a wide box is cached like the public map's (the
+        # key is the resolved filters, so "my team" differs per person); markers stay live.
+        key = "console-clusters:" + hashlib.sha256(repr((filters, zoom)).encode()).hexdigest()
+        body = cache.get(key) if settings.MAP_CACHE_SECONDS else None
+        if body is None:
+            body = clusters.cluster_collection(matching, bbox=filters.bbox, zoom=zoom)
+            if settings.MAP_CACHE_SECONDS:
+                cache.set(key, body, settings.MAP_CACHE_SECONDS)
+        return JsonResponse(body)
     features = selectors.map_features(filters, limit=clusters.threshold())
     return JsonResponse({**features, "clustered": False, "count": len(features["features"])})
 

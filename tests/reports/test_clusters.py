@@ -154,3 +154,15 @@ def test_the_same_map_query_is_answered_from_the_cache_for_map_cache_seconds(cli
     other = client.get(GEOJSON, {"in_bbox": UK, "zoom": "6", "category": "graffiti"}).json()
     assert other["count"] == 4  # another query is not served the first one's answer
     assert client.get(GEOJSON, {"in_bbox": UK, "zoom": "99"}).status_code == 400  # never cached
+
+
+def test_console_map_caches_clusters_per_filters_but_never_markers(client, triager, seven, settings):
+    settings.MAP_CLUSTER_THRESHOLD, settings.MAP_CACHE_SECONDS = 3, 30
+    url = reverse("console:map-geojson")
+    wide = {"status": "", "bbox": UK, "zoom": "6"}
+    assert counted(client.get(url, wide).json()) == 7
+    Report.objects.filter(pk=seven[0].pk).update(status=Report.Status.REJECTED)
+    assert counted(client.get(url, wide).json()) == 7  # the cached aggregate, for up to 30 s
+    assert counted(client.get(url, {**wide, "status": "open"}).json()) == 5  # other filters: computed afresh
+    street = client.get(url, {"status": "open", "bbox": STREET, "zoom": "17"}).json()
+    assert street["clustered"] is False and len(street["features"]) == 2  # markers are always live
