@@ -105,6 +105,8 @@ class AlertSubscription(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)  # the alert's one-click unsubscribe
+    # The language used when subscribing (settings.LANGUAGES code): its e-mails are written in it.
+    language = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]
