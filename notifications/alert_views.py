@@ -14,6 +14,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext as _, gettext_lazy, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from rest_framework.exceptions import Throttled
@@ -28,34 +29,43 @@ from .compose import absolute
 from .models import ALERT_DEFAULT_RADIUS_M, ALERT_MAX_RADIUS_M, ALERT_MIN_RADIUS_M, AlertSubscription
 
 
+class CategoryChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Category) -> str:
+        return obj.display_name  # Welsh where set
+
+
 class AlertForm(forms.Form):
     """E-mail, then a place: latitude and longitude with a radius, or an area (ward); categories optional."""
 
-    email = forms.EmailField(max_length=AlertSubscription._meta.get_field("email").max_length, label="Your email")
-    latitude = forms.CharField(required=False, max_length=30, label="Latitude")
-    longitude = forms.CharField(required=False, max_length=30, label="Longitude")
-    radius = forms.CharField(required=False, max_length=10, label="Within (metres)",
-                             help_text=f"{ALERT_MIN_RADIUS_M} to {ALERT_MAX_RADIUS_M:,} metres.")
-    area = forms.ModelChoiceField(queryset=Area.objects.all(), required=False, empty_label="(use the point above)",
-                                  label="Or a ward or area")
-    categories = forms.ModelMultipleChoiceField(
+    email = forms.EmailField(max_length=AlertSubscription._meta.get_field("email").max_length,
+                             label=gettext_lazy("Your email"))
+    latitude = forms.CharField(required=False, max_length=30, label=gettext_lazy("Latitude"))
+    longitude = forms.CharField(required=False, max_length=30, label=gettext_lazy("Longitude"))
+    radius = forms.CharField(required=False, max_length=10, label=gettext_lazy("Within (metres)"),
+                             help_text=gettext_lazy("%(low)s to %(high)s metres.") % {
+                                 "low": ALERT_MIN_RADIUS_M, "high": f"{ALERT_MAX_RADIUS_M:,}"})
+    area = forms.ModelChoiceField(queryset=Area.objects.all(), required=False,
+                                  empty_label=gettext_lazy("(use the point above)"),
+                                  label=gettext_lazy("Or a ward or area"))
+    categories = CategoryChoiceField(
         queryset=Category.objects.filter(active=True), required=False, to_field_name="slug",
-        widget=forms.CheckboxSelectMultiple, label="Only these kinds of problem (optional: none ticked means all)")
+        widget=forms.CheckboxSelectMultiple,
+        label=gettext_lazy("Only these kinds of problem (optional: none ticked means all)"))
 
     def clean(self):
         data = super().clean()
         lat, long, area = data.get("latitude", ""), data.get("longitude", ""), data.get("area")
         if area is not None and (lat or long):
-            raise ValidationError("Choose either a point (latitude and longitude) or an area, not both.")
+            raise ValidationError(_("Choose either a point (latitude and longitude) or an area, not both."))
         if area is None and not (lat or long):
             if "area" not in self.errors:
-                raise ValidationError("Say where: give a latitude and longitude, or choose an area.")
+                raise ValidationError(_("Say where: give a latitude and longitude, or choose an area."))
             return data
         if area is None:
-            for name, raw, low, high, label in (("latitude", lat, -90, 90, "Latitude"),
-                                                ("longitude", long, -180, 180, "Longitude")):
+            for name, raw, low, high, label in (("latitude", lat, -90, 90, _("Latitude")),
+                                                ("longitude", long, -180, 180, _("Longitude"))):
                 if not raw:
-                    self.add_error(name, f"{label} is needed with a point.")
+                    self.add_error(name, _("%(label)s is needed with a point.") % {"label": label})
                     continue
                 try:
                     data[name] = params.parse_number(raw, name=name, low=low, high=high, label=label)
@@ -64,7 +74,7 @@ class AlertForm(forms.Form):
             try:
                 data["radius"] = params.parse_number(data.get("radius") or ALERT_DEFAULT_RADIUS_M, name="radius",
                                                      low=ALERT_MIN_RADIUS_M, high=ALERT_MAX_RADIUS_M,
-                                                     label="The distance")
+                                                     label=_("The distance"))
             except ValidationError as exc:
                 self.add_error("radius", exc.message_dict["radius"])
         return data
@@ -89,8 +99,9 @@ def subscribe(request):
             throttle.submission_check(request)  # the same per-address limits as the report form
         except Throttled as exc:
             retry_after, status = exc.wait, 429
-            form.add_error(None, "You have sent a lot in a short time. Please try again in about "
-                                 f"{math.ceil(exc.wait / 60)} minutes.")
+            minutes = math.ceil(exc.wait / 60)
+            form.add_error(None, _("You have sent a lot in a short time. Please try again in about %(minutes)d "
+                                   "minutes.") % {"minutes": minutes})
         else:
             if form.is_valid():
                 try:
@@ -163,12 +174,12 @@ def manage(request, token: str):
         which = request.POST.get("delete", "")
         if which == "all":
             count = alerts.subscriptions_delete(email=email)
-            done = f"Deleted {count} alert{'s' if count != 1 else ''}."
+            done = ngettext("Deleted %(count)d alert.", "Deleted %(count)d alerts.", count) % {"count": count}
         elif which.isascii() and which.isdigit() and len(which) < 19 and \
                 alerts.subscriptions_delete(email=email, pk=int(which)):
-            done = "Deleted the alert."
+            done = _("Deleted the alert.")
         else:
-            status, error = 400, "Choose an alert of yours to delete, or delete them all."
+            status, error = 400, _("Choose an alert of yours to delete, or delete them all.")
     mine = AlertSubscription.objects.filter(email__iexact=email).select_related("area").prefetch_related("categories")
     return _private(render(request, "notifications/alerts_manage.html", {
         "email": email, "subscriptions": mine, "token": token, "error": error, "done": done}, status=status))
@@ -193,20 +204,22 @@ class AlertFeed(Feed):
         return self.request_link
 
     def subtitle(self, where: alerts.Where) -> str:
-        return printable(f"Reports to {settings.COUNCIL_NAME}")
+        return printable(_("Reports to %(council)s") % {"council": settings.COUNCIL_NAME})
 
     def items(self, where: alerts.Where):
         return alerts.reports_matching(where)[:alerts.FEED_ITEMS]
 
     def item_title(self, item: Report) -> str:
         category = item.public_category
-        return printable(f"{category.name if category else 'Report'} {item.service_request_id}")
+        return printable(f"{category.display_name if category else _('Report')} {item.service_request_id}")
 
     def item_description(self, item: Report) -> str:
         category = item.public_category
-        return printable(f"<p>{PUBLIC_WORDS[item.status]}. Category: {category.name if category else 'not known yet'}"
-                         f".</p><p><img src=\"{absolute(item.photo_public.url)}\" alt=\"Photo of report "
-                         f"{item.service_request_id}\"></p>")
+        words = _("%(status)s. Category: %(category)s.") % {
+            "status": PUBLIC_WORDS[item.status],
+            "category": category.display_name if category else _("not known yet")}
+        alt = _("Photo of report %(reference)s") % {"reference": item.service_request_id}
+        return printable(f"<p>{words}</p><p><img src=\"{absolute(item.photo_public.url)}\" alt=\"{alt}\"></p>")
 
     def item_link(self, item: Report) -> str:
         return absolute(reverse("report-status", args=[item.service_request_id]))
@@ -234,7 +247,8 @@ def _categories(raw: str) -> tuple[Category, ...]:
     unknown = [s for s in slugs if s not in found]
     if unknown:
         choices = ", ".join(Category.objects.filter(active=True).values_list("slug", flat=True))
-        raise ValidationError({"category": f"Unknown category {unknown[0][:64]!r}; choose from {choices}."})
+        raise ValidationError({"category": _("Unknown category %(slug)r; choose from %(choices)s.") % {
+            "slug": unknown[0][:64], "choices": choices}})
     return tuple(found[s] for s in dict.fromkeys(slugs))
 
 
@@ -244,7 +258,7 @@ def feed_near(request):
     q = request.GET
     try:
         if params._blank(q.get("lat")) or params._blank(q.get("long")):
-            raise ValidationError({"lat": "Give lat and long (degrees), e.g. ?lat=51.5&long=-0.12&radius=500."})
+            raise ValidationError({"lat": _("Give lat and long (degrees), e.g. ?lat=51.5&long=-0.12&radius=500.")})
         latitude = params.parse_number(q["lat"], name="lat", low=-90, high=90)
         longitude = params.parse_number(q["long"], name="long", low=-180, high=180)
         radius = params.parse_number(q.get("radius") or ALERT_DEFAULT_RADIUS_M, name="radius",
@@ -261,7 +275,8 @@ def feed_area(request, slug: str):
     area = alerts.area_by_slug(slug)
     if area is None:
         names = ", ".join(alerts.slugify(a.name) for a in Area.objects.only("name")[:50])
-        return HttpResponse(printable(f"No area {slug[:80]!r}; areas: {names or 'none yet'}.\n"), status=404,
+        text = _("No area %(slug)r; areas: %(names)s.") % {"slug": slug[:80], "names": names or _("none yet")}
+        return HttpResponse(printable(text + "\n"), status=404,
                             content_type="text/plain; charset=utf-8")
     try:
         where = alerts.Where(area=area, categories=_categories(request.GET.get("category", "")))

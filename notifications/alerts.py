@@ -24,6 +24,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import get_language, gettext as _, override
 
 from reports.models import Area, Category, Report, ReportEvent
 from reports.updates import PUBLIC_WORDS
@@ -57,15 +58,15 @@ class BadAlertLink(ValueError):
     """Forged, damaged or expired; the message says which, for the page."""
 
 
-def _read(token: str, *, salt: str, max_age: int, what: str) -> dict:
+def _read(token: str, *, salt: str, max_age: int) -> dict:
     try:
         data = signing.loads(token, salt=salt, max_age=max_age)
     except signing.SignatureExpired:
-        raise BadAlertLink(f"This {what} link has expired.") from None
+        raise BadAlertLink(_("This link has expired.")) from None
     except signing.BadSignature:
-        raise BadAlertLink(f"This {what} link is not valid: it may have been copied incompletely.") from None
+        raise BadAlertLink(_("This link is not valid: it may have been copied incompletely.")) from None
     if not isinstance(data, dict) or not isinstance(data.get("e"), str):
-        raise BadAlertLink(f"This {what} link is not valid.")
+        raise BadAlertLink(_("This link is not valid."))
     return data
 
 
@@ -81,26 +82,24 @@ def manage_token(email: str) -> str:
     return signing.dumps({"e": email.lower()}, salt=MANAGE_SALT)
 
 
-def _subscription(data: dict, what: str) -> AlertSubscription:
+def _subscription(data: dict) -> AlertSubscription:
     found = AlertSubscription.objects.filter(pk=data.get("s"), email__iexact=data["e"]).first() \
         if isinstance(data.get("s"), int) else None
     if found is None:
-        raise BadAlertLink(f"This {what} link is for an alert that no longer exists.")
+        raise BadAlertLink(_("This link is for an alert that no longer exists."))
     return found
 
 
 def subscription_for_confirm(token: str) -> AlertSubscription:
-    return _subscription(_read(token, salt=CONFIRM_SALT, max_age=confirm_max_age(), what="confirmation"),
-                         "confirmation")
+    return _subscription(_read(token, salt=CONFIRM_SALT, max_age=confirm_max_age()))
 
 
 def subscription_for_stop(token: str) -> AlertSubscription:
-    return _subscription(_read(token, salt=STOP_SALT, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE,
-                               what="unsubscribe"), "unsubscribe")
+    return _subscription(_read(token, salt=STOP_SALT, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE))
 
 
 def email_for_manage(token: str) -> str:
-    return _read(token, salt=MANAGE_SALT, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE, what="manage")["e"]
+    return _read(token, salt=MANAGE_SALT, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE)["e"]
 
 
 def manage_url(email: str) -> str:
@@ -123,10 +122,15 @@ class Where:
     categories: tuple[Category, ...] = ()
 
     def describe(self) -> str:
-        only = f" ({', '.join(c.name for c in self.categories)} only)" if self.categories else ""
+        """In the active language (the e-mail's, the feed's)."""
         if self.area is not None:
-            return f"new reports in {self.area.name}{only}"
-        return f"new reports within {self.radius_m:g} m of {self.point.y:.5f}, {self.point.x:.5f}{only}"
+            text = _("new reports in %(area)s") % {"area": self.area.name}
+        else:
+            text = _("new reports within %(metres)s m of %(lat).5f, %(long).5f") % {
+                "metres": f"{self.radius_m:g}", "lat": self.point.y, "long": self.point.x}
+        if self.categories:
+            text += " " + _("(%(categories)s only)") % {"categories": ", ".join(c.display_name for c in self.categories)}
+        return text
 
 
 def area_by_slug(slug: str) -> Area | None:
@@ -167,22 +171,27 @@ def subscriptions_matching(report: Report) -> QuerySet[AlertSubscription]:
 
 # Services ---------------------------------------------------------------------------------
 
-def subscription_create(*, email: str, where: Where) -> AlertSubscription:
+def subscription_create(*, email: str, where: Where, language: str | None = None) -> AlertSubscription:
     """Store an unconfirmed subscription and queue its confirmation mail; nothing else is sent
-    to the address until its link is opened and confirmed. Too many for one address -> ValidationError."""
+    to the address until its link is opened and confirmed. Too many for one address -> ValidationError.
+    `language` (default: the active one) is the language of all its mail."""
     held = AlertSubscription.objects.filter(email__iexact=email, unsubscribed_at__isnull=True).count()
     if held >= max_per_address():
-        raise ValidationError({"email": f"This address already has {held} alerts, the most one address may "
-                                        "have. Delete some through the link in any alert e-mail first."})
+        raise ValidationError({"email": _("This address already has %(held)d alerts, the most one address may "
+                                          "have. Delete some through the link in any alert e-mail first.")
+                               % {"held": held}})
     subscription = AlertSubscription(email=email, point=where.point,
                                      radius_m=round(where.radius_m) if where.point is not None else None,
-                                     area=where.area)
+                                     area=where.area,
+                                     language=language if language is not None else (get_language() or ""))
     subscription.full_clean()
     with transaction.atomic():
         subscription.save()
         subscription.categories.set(where.categories)
+        with override(subscription.language or settings.LANGUAGE_CODE):
+            description = where.describe()
         message = _queue(subscription=subscription, kind=Kind.ALERT_CONFIRM, report=None, event=None, context={
-            "description": where.describe(), "confirm_url": absolute(reverse("alerts-confirm",
+            "description": description, "confirm_url": absolute(reverse("alerts-confirm",
                                                                              args=[confirm_token(subscription)])),
             "hours": confirm_max_age() // 3600})
         transaction.on_commit(lambda: _enqueue([message]))
@@ -220,15 +229,29 @@ def subscriptions_delete(*, email: str, pk: int | None = None) -> int:
 
 def _queue(*, subscription: AlertSubscription, kind: str, report: Report | None, event: ReportEvent | None,
            context: dict) -> OutgoingMessage | None:
+    """Written in the subscriber's language (AlertSubscription.language)."""
+    with override(subscription.language or settings.LANGUAGE_CODE):
+        return _queue_in_language(subscription=subscription, kind=kind, report=report, event=event, context=context)
+
+
+def _queue_in_language(*, subscription: AlertSubscription, kind: str, report: Report | None,
+                       event: ReportEvent | None, context: dict) -> OutgoingMessage | None:
     to = subscription.email
     stop = stop_url(subscription)
     context = {**context, "kind": kind, "council_name": settings.COUNCIL_NAME, "manage_url": manage_url(to),
                "stop_url": stop}
     if kind == Kind.ALERT_CONFIRM:
-        subject = f"Confirm your alerts from {settings.COUNCIL_NAME}"
+        subject = _("Confirm your alerts from %(council)s") % {"council": settings.COUNCIL_NAME}
     else:
-        what = context["category"] or "category not known yet"
-        subject = f"New report {context['reference']} {context['where']}: {what}"
+        category = context["category"]
+        if report is not None and report.public_category is not None:
+            category = report.public_category.display_name
+        context = {**context, "category": category, "status_words": str(context["status_words"]),
+                   "where": _("in %(area)s") % {"area": subscription.area.name} if subscription.area_id
+                   else _("within %(metres)s m") % {"metres": subscription.radius_m}}
+        subject = _("New report %(reference)s %(where)s: %(category)s") % {
+            "reference": context["reference"], "where": context["where"],
+            "category": category or _("category not known yet")}
     headers = {"List-Unsubscribe": f"<{stop}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     try:
         with transaction.atomic():
@@ -262,9 +285,7 @@ def alert_messages_queue(*, event: ReportEvent) -> list[OutgoingMessage]:
                "photo_url": absolute(report.photo_public.url) if report.photo_public else ""}
     queued = []
     for subscription in subscriptions_matching(report):
-        where = f"in {subscription.area.name}" if subscription.area_id else f"within {subscription.radius_m} m"
-        message = _queue(subscription=subscription, kind=Kind.ALERT, report=report, event=event,
-                         context={**context, "where": where})
+        message = _queue(subscription=subscription, kind=Kind.ALERT, report=report, event=event, context=context)
         if message is not None:
             queued.append(message)
     return queued
