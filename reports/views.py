@@ -47,7 +47,7 @@ SEARCH_KEEPS = ("place_query", "category", "description", "email", "latitude", "
 
 def _place_search(request) -> dict:
     """The form page's address search: the matches for what was typed (radio buttons, one maybe
-    chosen), and whether a chosen photo was dropped by the search's GET (browsers never resend it)."""
+    chosen), and whether "Find" dropped a chosen photo (the search stores nothing, so it is not kept)."""
     params = request.POST if request.method == "POST" else request.GET
     query = " ".join(params.get("place_query", "").split())[:100]
     matches = gazetteer.places_search(query=query)
@@ -56,7 +56,7 @@ def _place_search(request) -> dict:
         matches = [*Place.objects.filter(pk=chosen), *matches]  # chosen from a suggestion typed differently
     return {"place_searched": "find_place" in params or bool(query and chosen), "place_query": query,
             "place_matches": matches, "place_chosen": chosen,
-            "photo_dropped": request.method == "GET" and bool(params.get("photo"))}
+            "photo_dropped": request.method == "POST" and "find_place" in params and "photo" in request.FILES}
 
 
 def report_places(request):
@@ -69,12 +69,15 @@ def report_places(request):
 
 
 def report_new(request):
-    if request.method == "POST":
+    finding = request.method == "POST" and "find_place" in request.POST
+    if finding:  # "Find" without JavaScript posts the form (no token or e-mail in the URL): it comes back
+        form = ReportForm(initial={k: request.POST[k] for k in SEARCH_KEEPS if k in request.POST})
+    elif request.method == "POST":
         form = ReportForm(request.POST or None, request.FILES or None)
-    else:  # the address search without JavaScript is a GET of this form: what was typed comes back
-        form = ReportForm(initial={k: request.GET[k] for k in SEARCH_KEEPS if k in request.GET})
+    else:  # a link may still carry a search (?place_query=...&find_place=1); nothing else is read from it
+        form = ReportForm(initial={"place_query": request.GET.get("place_query", "")})
     status, retry_after = 200, None
-    if request.method == "POST":
+    if request.method == "POST" and not finding:
         if retry_after := _throttled(request, form):
             status = 429
         elif form.is_valid():

@@ -17,7 +17,6 @@
   var query = document.getElementById("id_place_query");
   var list = document.getElementById("place-suggestions");
   var find = document.getElementById("find-place");
-  var send = form.querySelector("button.primary");
   var map = null, marker = null, photoGps = null, searchLabel = "", note = "";
   var STEP = 0.00005;  // degrees of latitude per arrow key (about 5 m); Shift moves ten times as far
 
@@ -214,10 +213,6 @@
   });
   find.addEventListener("click", function (e) {
     e.preventDefault();  // with the script, the list appears in place and the chosen photo stays
-    if (document.activeElement !== query && document.activeElement !== find) {
-      form.requestSubmit(send);  // Enter in another field: that is sending the report, not a search
-      return;
-    }
     asked = ""; suggest(); query.focus();
   });
   form.querySelectorAll("input[type=radio][name=place]").forEach(function (radio) {

@@ -81,3 +81,42 @@ def test_refused_location_then_photo_gps_then_the_pin_moved_by_keyboard(live_ser
     assert report.location_source == "map_pin"
     assert (f"{report.location.y:.6f}", f"{report.location.x:.6f}") == (lat, lon)
     assert report.address == "High Street, Demo"  # reverse lookup: the nearest street
+
+
+def test_enter_in_the_email_field_sends_the_report_with_javascript(live_server, page, places, tmp_path):
+    photo = tmp_path / "no-gps.jpg"
+    photo.write_bytes(images.jpeg(color=(40, 90, 160)))
+    page.goto(f"{live_server.url}/report/")
+    page.locator("#location-status").filter(has_text="Location not shared").wait_for()
+    page.set_input_files("input[name=photo]", str(photo))
+    box = page.get_by_role("combobox", name="Search for a street, place or postcode")
+    box.press_sequentially("hgh stret", delay=30)
+    page.get_by_role("option", name="High Street, Demo").click()
+    page.get_by_label("Your email").fill("jane@example.org")
+    page.get_by_label("Your email").press("Enter")
+    page.wait_for_url(re.compile(r"/report/[A-Z0-9]{10}/thanks/$"))
+    assert Report.objects.get().address == "High Street, Demo"
+
+
+def test_find_without_javascript_posts_so_no_token_or_email_reaches_the_url(live_server, browser, places, tmp_path):
+    photo = tmp_path / "no-gps.jpg"
+    photo.write_bytes(images.jpeg(color=(50, 90, 160)))
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1400, "height": 1000}, locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/report/")
+        page.set_input_files("input[name=photo]", str(photo))
+        page.get_by_label("Your email").fill("jane@example.org")
+        page.get_by_label("Search for a street, place or postcode").fill("hgh stret")
+        page.locator("#find-place").click()
+        page.locator("#place-matches").wait_for()
+        assert "csrf" not in page.url and "jane" not in page.url and "?" not in page.url
+        assert page.get_by_label("Your email").input_value() == "jane@example.org"
+        assert page.locator("#photo-again-search").is_visible() and Report.objects.count() == 0
+        page.get_by_label("High Street, Demo").check()
+        page.set_input_files("input[name=photo]", str(photo))
+        page.get_by_label("Your email").press("Enter")  # the default button sends the report, not "Find"
+        page.wait_for_url(re.compile(r"/report/[A-Z0-9]{10}/thanks/$"))
+        assert Report.objects.get().address == "High Street, Demo"
+    finally:
+        context.close()

@@ -11,10 +11,12 @@ import pytest
 from django.contrib.gis.geos import Point
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from reports import gazetteer
 from reports.models import Place, Report
 from reports.services import geodesic_distance_m
+from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -148,10 +150,25 @@ def test_the_suggestions_endpoint_gives_labels_and_latitude_before_longitude(cli
 TYPED = {"description": "Sofa dumped by the bins", "email": "jane@example.org", "category": "fly_tipping"}
 
 
-def test_find_without_javascript_lists_matches_as_radio_buttons_and_keeps_what_was_typed(client, council):
-    resp = client.get("/report/", {**TYPED, "place_query": "hgh stret", "find_place": "1", "photo": "sofa.jpg",
-                                   "latitude": "", "longitude": "", "location_source": ""})
+def test_find_without_javascript_is_a_post_so_the_token_and_email_stay_out_of_urls(client):
+    page = client.get("/report/").content.decode()
+    form = re.search(r'<form method="post"[^>]*id="report-form">(.*?)</form>', page, re.S).group(1)
+    find = re.search(r'<button[^>]*id="find-place"[^>]*>', form).group(0)
+    assert "formmethod" not in find and "formenctype" not in find  # the form's POST, token in the body
+    # Enter in a text field clicks the first submit button: it must send the report, not run "Find".
+    first = re.search(r'<button type="submit"[^>]*>', form).group(0)
+    assert "name=" not in first
+
+
+def test_find_without_javascript_lists_matches_as_radio_buttons_keeps_what_was_typed_and_stores_nothing(
+        council, media_dirs, unique_jpeg):
+    client = Client(enforce_csrf_checks=True)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get("/report/").content.decode()).group(1)
+    resp = client.post("/report/", {**TYPED, "csrfmiddlewaretoken": token, "place_query": "hgh stret",
+                                    "find_place": "1", "latitude": "", "longitude": "", "location_source": "",
+                                    "photo": SimpleUploadedFile("sofa.jpg", unique_jpeg(), "image/jpeg")})
     assert resp.status_code == 200
+    assert Report.objects.count() == 0 and stored_files(media_dirs) == []
     page = resp.content.decode()
     matches = re.search(r'<fieldset id="place-matches">(.*?)</fieldset>', page, re.S).group(1)
     first = re.search(r'<input type="radio" name="place" value="(\d+)"', matches).group(1)
@@ -159,11 +176,23 @@ def test_find_without_javascript_lists_matches_as_radio_buttons_and_keeps_what_w
     assert 'value="hgh stret"' in page
     assert f">\n{TYPED['description']}</textarea>" in page and f'value="{TYPED["email"]}"' in page
     assert '<option value="fly_tipping" selected>' in page
-    assert 'id="photo-again-search"' in page  # the GET could not carry the chosen photo
+    assert 'id="photo-again-search"' in page  # the search drops the photo: it must be chosen again
+    assert 'class="error"' not in page  # a search is not a failed report
+
+
+def test_find_without_a_photo_does_not_ask_for_it_again(client, council):
+    page = client.post("/report/", {"place_query": "hgh stret", "find_place": "1"}).content.decode()
+    assert 'id="place-matches"' in page and 'id="photo-again-search"' not in page
+
+
+def test_a_search_link_shows_matches_but_prefills_nothing_else(client, council):
+    page = client.get("/report/", {"place_query": "hgh stret", "find_place": "1", "email": "jane@example.org"})
+    page = page.content.decode()
+    assert 'id="place-matches"' in page and "jane@example.org" not in page
 
 
 def test_find_with_no_match_says_so(client, council):
-    page = client.get("/report/", {"place_query": "qqqqqq", "find_place": "1"}).content.decode()
+    page = client.post("/report/", {"place_query": "qqqqqq", "find_place": "1"}).content.decode()
     assert "No street or place matches" in html.unescape(page) and 'id="place-matches"' not in page
 
 
