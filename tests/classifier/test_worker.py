@@ -1,6 +1,7 @@
 """The production path: tasks queued in PostgreSQL (django-tasks-db) and run by a worker."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -175,7 +176,13 @@ def test_healthz_is_degraded_when_a_report_has_waited_too_long(settings, client,
 
 # --- A database restart (a throwaway cluster of its own, deploy/dev/pg.sh) ----------------------
 
-PG_NAME, PG_PORT = "worker-restart-test", 54359
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PG_NAME, PG_PORT = "worker-restart-test", _free_port()  # never a fixed port another cluster may hold
 
 
 def pg(*args: str) -> None:
