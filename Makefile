@@ -54,7 +54,7 @@ demo: venv db messages
 	$(if $(DATASET),DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py import_labelled_photos $(DATASET) --train)
 	@echo "Citizen form: http://127.0.0.1:$(PORT)/report/   Staff console: http://127.0.0.1:$(PORT)/console/ (demo / demo)"
 	@echo "Ctrl-C stops the server; the database keeps running (make db-stop)."
-	DATABASE_URL=$(DEMO_DATABASE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	DATABASE_URL=$(DEMO_DATABASE_URL) SITE_URL=http://127.0.0.1:$(PORT) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: venv $(TEST_DB_TARGET) messages
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
