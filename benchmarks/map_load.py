@@ -128,7 +128,11 @@ def shape(port: int, path: str, cookie: str) -> str:
     """What one answer is: clustered (cells, reports) or features."""
     conn = http.client.HTTPConnection(HOST, port, timeout=60)
     conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-    body = json.loads(conn.getresponse().read())
+    response = conn.getresponse()
+    raw = response.read()
+    if response.status != 200:
+        raise SystemExit(f"GET {path} answered {response.status}: {raw[:500]!r}")
+    body = json.loads(raw)
     n = len(body["features"])
     if body.get("clustered"):
         return f"{n:,} clusters of {body['count']:,} reports"
@@ -164,7 +168,11 @@ def main() -> None:
     from reports.models import Report
 
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)  # production settings: rate limits and map answers
+    # gunicorn runs production settings, whose database cache (rate limits, map answers) this
+    # process's test settings do not name: create its table by name.
+    from config.settings.base import CACHES
+
+    call_command("createcachetable", CACHES["default"]["LOCATION"], verbosity=0)
     seeded = console_bench.generate(args.reports)
     if seeded:
         with connection.cursor() as cur:

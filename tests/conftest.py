@@ -51,6 +51,19 @@ def categories_after_flush(request):
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    """LocaleMiddleware activates each request's language in the thread and never switches back;
+    the test client runs requests in the test's thread, so a Welsh request would otherwise make
+    every later test (and the reports it creates, Report.language) Welsh."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_limit():
     """The per-IP submission counter lives in the cache; every test starts at zero."""
     from django.core.cache import cache
