@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+NOT_XML_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"  # a character class's body
+NOT_XML = re.compile(f"[{NOT_XML_CHARS}]")
 
 
 def printable(value):

@@ -13,7 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.utils.translation import gettext as _
 
-FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+from .text import NOT_XML_CHARS
+
+# What feeds cannot carry (reports.text), and DEL, which XML allows but no citizen types.
+FORBIDDEN = re.compile(f"[{NOT_XML_CHARS}\x7f]")
 
 
 def clean_text(value, *, field: str, max_length: int, label: str = "") -> str:
