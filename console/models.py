@@ -26,19 +26,19 @@ class Console(models.Model):
 
 
 class ReportAssignment(models.Model):
-    """Who handles a report. A separate table so that `reports.Report` stays owned by intake."""
+    """The person who handles a report. A separate table so that `reports.Report` stays owned by
+    intake. The team is Report.team (reports.assignment), not kept here."""
 
     report = models.OneToOneField("reports.Report", on_delete=models.CASCADE, primary_key=True,
                                   related_name="assignment")
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="console_assignments")
-    team = models.CharField(max_length=100, blank=True)
     assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     assigned_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["assignee"]), models.Index(fields=["team"])]
+        indexes = [models.Index(fields=["assignee"])]
 
     def __str__(self) -> str:
-        return f"{self.report_id} -> {self.assignee or '-'} / {self.team or '-'}"
+        return f"{self.report_id} -> {self.assignee or '-'}"
