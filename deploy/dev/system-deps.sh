@@ -2,9 +2,13 @@
 # Installs the Debian packages the service and its tests need, when missing.
 # As root it runs apt-get; otherwise it names what to install and stops.
 set -euo pipefail
-want_browser="${1:-}"
 pkgs=(postgresql-15 postgresql-15-postgis-3 libgdal32 gdal-bin gettext)  # gettext: msgfmt for compilemessages
-[[ "$want_browser" == "--browser" ]] && pkgs+=(chromium)
+for flag in "$@"; do
+    case "$flag" in
+    --browser) pkgs+=(chromium) ;;
+    --cluster) pkgs+=(nginx) ;;  # deploy/dev/cluster.sh: the proxy in front of the web nodes
+    esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do
