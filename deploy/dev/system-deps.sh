@@ -3,6 +3,7 @@
 # As root it runs apt-get; otherwise it names what to install and stops.
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-15-postgis-3 libgdal32 gdal-bin gettext)  # gettext: msgfmt for compilemessages
+pkgs+=(pgbouncer)  # tests/test_roles.py runs intake and the task queue through it (transaction pooling)
 for flag in "$@"; do
     case "$flag" in
     --browser) pkgs+=(chromium) ;;
