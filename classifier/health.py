@@ -2,7 +2,10 @@
 
 Derived only from the database and the active model's files, never from what
 this process happens to have loaded: every web and worker process gives the
-same answer, and it changes as soon as the file or the database does.
+same answer, and it changes as soon as the file or the database does. A process
+that does not classify (CLASSIFY_INLINE false: the web role) reads neither the
+model's files nor ONNX Runtime: the classifier workers' heartbeats say whether
+the active model loads where it is served.
 """
 from __future__ import annotations
 
@@ -59,8 +62,11 @@ def classifier_health() -> dict:
         body["classifier"] = "degraded" if has_ever_had_a_model() else "no_model"
         if body["classifier"] == "degraded":
             body["error"] = "no active model can be served"
-    elif error := model_files_error(active) or (worker_errors[0] if worker_errors else None):
+    elif error := ((model_files_error(active) if settings.CLASSIFY_INLINE else None)
+                   or (worker_errors[0] if worker_errors else None)):
         body.update(classifier="degraded", error=error)
+    elif not settings.CLASSIFY_INLINE:
+        body["classifier"] = "ok"  # served by the classifier workers (their providers are theirs)
     else:
         try:
             body.update(classifier="ok", providers=_providers())
@@ -80,12 +86,11 @@ def _recent_workers() -> list[WorkerHeartbeat]:
 
 
 def _providers() -> list[str]:
-    """The execution providers the CLASSIFIER setting asks for on this machine, best first."""
-    import onnxruntime
+    """The execution providers the CLASSIFIER setting asks for on this machine, best first
+    (imports ONNX Runtime: only where this process classifies)."""
+    from inference.runtime import device_providers
 
-    from inference.runtime import providers_for
-
-    return providers_for(settings.CLASSIFIER.get("DEVICE", "auto"), onnxruntime.get_available_providers())
+    return device_providers(settings.CLASSIFIER.get("DEVICE", "auto"))
 
 
 def worker_health() -> dict:

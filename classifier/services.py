@@ -114,10 +114,10 @@ def model_rollback(*, user=None) -> ModelVersion:
 
 
 def _enqueue_pending() -> None:
-    from .tasks import classify_pending_task
+    from .tasks import classify_pending_task, classify_soon
 
     try:
-        classify_pending_task.enqueue()
+        classify_soon(classify_pending_task)
     except Exception:
         logger.exception("could not enqueue classify_pending; run `manage.py classify_pending`")
 

@@ -1,4 +1,9 @@
-"""Classification tasks (django-tasks: immediate in the demo, django-tasks-db + db_worker in production)."""
+"""Classification tasks (django-tasks: immediate in the demo, django-tasks-db + db_worker in production).
+
+Classification has a queue of its own, CLASSIFY_QUEUE ("classify"), served by the classifier
+worker (`run_worker --queue-name classify`) and by nothing else, so a new photo never waits
+behind e-mail or other tasks on "default". `classify_soon` is how a process asks for it.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,9 +13,20 @@ from django.conf import settings
 from django_tasks import task
 
 logger = logging.getLogger(__name__)
+CLASSIFY_QUEUE = "classify"  # the classifier worker's queue (settings.TASK_QUEUES)
 
 
-@task()
+def classify_soon(task_, *args) -> None:
+    """Classify in this process now (CLASSIFY_INLINE: the demo, a one-box install) or queue
+    `task_` on "classify" for a classifier worker (the web role in production, which then never
+    imports ONNX Runtime nor needs the model's files)."""
+    if settings.CLASSIFY_INLINE:
+        task_.call(*args)
+    else:
+        task_.enqueue(*args)
+
+
+@task(queue_name=CLASSIFY_QUEUE)
 def classify_report(report_id: int) -> int:
     """Classify a new report, batched with whatever else is pending.
 
@@ -41,17 +57,17 @@ def classify_report(report_id: int) -> int:
 
 def enqueue_on_submit(sender, *, report_id: int, **kwargs) -> None:
     """reports.signals.report_submitted receiver (connected in ClassifierConfig.ready)."""
-    classify_report.enqueue(report_id)
+    classify_soon(classify_report, report_id)
 
 
-@task()
+@task(queue_name=CLASSIFY_QUEUE)
 def classify_pending_task() -> int:
     from .services import classify_pending
 
     return classify_pending()
 
 
-@task()
+@task(queue_name=CLASSIFY_QUEUE)
 def catch_up_task() -> int:
     """Queued by a worker's heartbeat (classifier.worker) when reports waited too long: look
     for the active model afresh (its file may be back after an outage), then classify every

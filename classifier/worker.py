@@ -7,10 +7,13 @@ report whose task is lost waits pending until someone classifies it by hand.
 the same worker with a `Heartbeat` thread beside it that, every
 WORKER_HEARTBEAT_SECONDS:
 
-- writes this worker's `WorkerHeartbeat` row (and the model its process serves);
+- writes this worker's `WorkerHeartbeat` row (and the model its process serves; on the
+  classifier worker, the one serving "classify", also whether the active model's files are
+  sound: /healthz on a web node that never classifies reads that instead of the files);
 - puts back on the queue the RUNNING tasks of workers silent for WORKER_LEASE_SECONDS
   (tasks here are idempotent: classifying a report twice classifies it once);
-- on the classification queue, every WORKER_CATCHUP_SECONDS, enqueues `catch_up_task`
+- on the classification queue, loads a newly activated model at once (not at the next photo)
+  and, every WORKER_CATCHUP_SECONDS, enqueues `catch_up_task`
   when a report has waited longer than PENDING_CATCHUP_AFTER_SECONDS or this process's
   active model failed to load (the file may be back: the task reloads it).
 
@@ -40,13 +43,23 @@ RUNNING, READY = "RUNNING", "READY"
 FORGET_AFTER = timedelta(days=7)  # heartbeat rows of workers gone this long are deleted
 
 
-def heartbeat_write(*, worker_id: str, backend: str, started_at) -> None:
+def heartbeat_write(*, worker_id: str, backend: str, started_at, classifies: bool = False) -> None:
+    """`classifies`: this is a classifier worker, so it also vouches for the active model's files."""
     state = registry.status()
+    error = state["error"] or (classifies and _active_model_files_error()) or ""
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(worker_id=worker_id, defaults={
         "backend": backend, "hostname": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at,
-        "last_seen_at": now, "serving_model": state["loaded_version"] or "", "model_error": state["error"] or ""})
+        "last_seen_at": now, "serving_model": state["loaded_version"] or "", "model_error": error})
     WorkerHeartbeat.objects.filter(last_seen_at__lt=now - FORGET_AFTER).delete()
+
+
+def _active_model_files_error() -> str | None:
+    from .health import model_files_error
+    from .models import ModelVersion
+
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    return model_files_error(active) if active is not None else None
 
 
 def live_worker_ids(*, now=None) -> set[str]:
@@ -117,7 +130,10 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         try:
-            heartbeat_write(worker_id=self.worker_id, backend=self.backend, started_at=self.started_at)
+            if self.catch_up:  # the classifier worker: pick up a newly activated model now
+                registry.active_classifier()
+            heartbeat_write(worker_id=self.worker_id, backend=self.backend, started_at=self.started_at,
+                            classifies=self.catch_up)
             requeue_stale_tasks()
             due = time.monotonic() - self._last_catch_up >= settings.WORKER_CATCHUP_SECONDS
             if self.catch_up and due:

@@ -258,6 +258,11 @@ def providers_for(device: str, available: Sequence[str]) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def device_providers(device: str) -> list[str]:
+    """:func:`providers_for` a DEVICE option and the installed onnxruntime (which this imports)."""
+    return providers_for(device, _onnxruntime().get_available_providers())
+
+
 def session_options(ort: Any, *, providers: Sequence[str], intra_op_threads: int = 0) -> Any:
     """The served session's options: full graph optimisation, no spinning threads, and one
     intra-op thread on CPU (0 = ORT's default on CUDA) unless ``intra_op_threads`` says otherwise."""

@@ -19,7 +19,8 @@ def test_reports_announces_submissions_instead_of_importing_the_classifier(setti
 
     from reports import services
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
+    settings.CLASSIFY_INLINE = False
     report = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1)).report
     services.enqueue_classification(report.pk)
     assert DBTaskResult.objects.filter(task_path="classifier.tasks.classify_report").count() >= 1

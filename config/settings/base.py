@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -92,6 +93,16 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgis://civic@127.0.0.1:54329/civic")}
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# DATABASE_POOLER=pgbouncer: DATABASE_URL points at PgBouncer in transaction mode, which hands each
+# transaction whichever server connection is free. So: no connection kept between requests, no
+# server-side cursors (a cursor outlives its transaction) and no prepared statements (psycopg 3
+# prepares a query after 5 runs; the next transaction's server would not know it).
+DATABASE_POOLER = env("DATABASE_POOLER", default="")  # "" = straight to PostgreSQL, or "pgbouncer"
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"].update(CONN_MAX_AGE=0, DISABLE_SERVER_SIDE_CURSORS=True)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+elif DATABASE_POOLER:
+    raise ImproperlyConfigured(f"DATABASE_POOLER={DATABASE_POOLER!r}; choose pgbouncer or leave it empty")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -226,15 +237,24 @@ CACHES = {
 }
 
 # Tasks: immediate in the demo, database-backed queue + db_worker in production.
-# "training" carries retrains (minutes each) apart from classification: in the demo a
+# The "default" backend has two queues: "default" (mail and every other task; the task worker,
+# `run_worker --queue-name default`) and "classify" (classification alone; the classifier worker,
+# `run_worker --queue-name classify`, the only process that loads ONNX Runtime), so a photo never
+# waits behind e-mail. "training" carries retrains (minutes each) apart from both: in the demo a
 # background thread, so "Retrain now" and correction-triggered retrains never run inside
 # a web request; in production its own `db_worker --backend training`.
+TASK_QUEUES = ["default", "classify"]
 TASKS = {
-    "default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend")},
+    "default": {"BACKEND": env("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend"),
+                "QUEUES": TASK_QUEUES},
     "training": {"BACKEND": env("TRAINING_TASKS_BACKEND",
                                 default="classifier.task_backends.BackgroundThreadBackend")},
 }
 
+# Whether the process that takes a report (or activates a model) classifies at once, itself
+# (the demo, a one-box install), instead of queueing it on "classify" for a classifier worker.
+# False on the web role in production: gunicorn then never imports ONNX Runtime nor needs the model.
+CLASSIFY_INLINE = env.bool("CLASSIFY_INLINE", default=True)
 # Classifier (see classifier/). DEVICE: auto | cuda | cpu.
 CLASSIFIER = {
     "BACKEND": env("CLASSIFIER_BACKEND", default="classifier.onnx.OnnxClassifier"),

@@ -1,6 +1,6 @@
 """pytest: a real PostGIS (the throwaway test cluster; DATABASE_URL overrides)."""
 from .base import *  # noqa: F401,F403
-from .base import BASE_DIR, env_path
+from .base import BASE_DIR, TASK_QUEUES, env_path
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
@@ -21,7 +21,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 MAP_TILE_URL = ""  # no network in tests
 # Retrains are only recorded as enqueued (tests/classifier/test_triggers.py); tests that
 # train call classifier.retrain.retrain themselves.
-TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": TASK_QUEUES},
          "training": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
 # No spot checks unless a test asks (tests/classifier/test_quality.py): which reports are drawn
 # depends on their ids, so other tests' auto-triage would otherwise vary with test order.

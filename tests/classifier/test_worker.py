@@ -24,15 +24,15 @@ from reports.models import Report
 
 @pytest.mark.django_db(transaction=True)
 def test_report_waits_in_the_database_queue_until_the_worker_classifies_it(settings, model_dir, unique_jpeg):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
     from django_tasks_db.models import DBTaskResult
 
     model_register(source_dir=model_dir("v1"))
     model_activate(version="v1")
     report = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1)).report
     assert Report.objects.get(pk=report.pk).status == Report.Status.PENDING  # queued, not run
-    assert DBTaskResult.objects.filter(task_path="classifier.tasks.classify_report").count() == 1
-    call_command("db_worker", "--batch", "--no-startup-delay")
+    assert DBTaskResult.objects.filter(task_path="classifier.tasks.classify_report", queue_name="classify").count() == 1
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "classify")
     report.refresh_from_db()
     assert report.model_version == "v1" and report.status != Report.Status.PENDING
 
@@ -42,7 +42,7 @@ def test_report_waits_in_the_database_queue_until_the_worker_classifies_it(setti
 # and a catch-up) as a subprocess on the test database, with short timings.
 
 ROOT = Path(__file__).resolve().parents[2]
-DB_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+DB_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "classify"]},
             "training": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
 FAST = {"WORKER_HEARTBEAT_SECONDS": "0.2", "WORKER_LEASE_SECONDS": "2", "WORKER_CATCHUP_SECONDS": "0.5",
         "CLASSIFIER_RELOAD_SECONDS": "0.1", "WORKER_RECONNECT_MAX_SECONDS": "1"}
@@ -64,14 +64,16 @@ def worker_db_url() -> str:
 
 @pytest.fixture
 def start_worker(media_dirs, model_root, tmp_path):
-    """Start `manage.py run_worker` (settings: tests.worker_settings) with the test's folders."""
+    """Start the classifier worker, `manage.py run_worker --queue-name classify` (settings:
+    tests.worker_settings), with the test's folders."""
     started = []
 
     def start(*, database_url: str, **env):
         public, private = media_dirs
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker", "--no-startup-delay", "--interval", "0.1"], cwd=ROOT,
+            [sys.executable, "manage.py", "run_worker", "--queue-name", "classify", "--no-startup-delay",
+             "--interval", "0.1"], cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": database_url,
                  "MEDIA_ROOT": str(public), "PRIVATE_MEDIA_ROOT": str(private), "MODEL_ROOT": str(model_root),
@@ -99,7 +101,7 @@ def status_of(report) -> str:
 def test_a_task_left_running_by_a_killed_worker_is_requeued_after_the_lease(settings, start_worker, unique_jpeg):
     from django_tasks_db.models import DBTaskResult
 
-    settings.TASKS = DB_QUEUE
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
     report = services.report_create(photo=unique_jpeg(lat=51.5, lon=-0.1)).report
     # What a worker killed mid-batch leaves behind: its task RUNNING, claimed by a worker that is gone.
     DBTaskResult.objects.update(status="RUNNING", started_at=timezone.now() - timedelta(minutes=10),
@@ -115,7 +117,7 @@ def test_a_task_left_running_by_a_killed_worker_is_requeued_after_the_lease(sett
 @pytest.mark.django_db(transaction=True)
 def test_reports_waiting_for_a_broken_model_are_classified_once_the_file_is_back(
         settings, start_worker, model_dir, model_root, unique_jpeg):
-    settings.TASKS = DB_QUEUE
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
     model_activate(version=model_register(source_dir=model_dir("v1")).version)
     onnx = model_root / "v1" / "model.onnx"
     good = onnx.read_bytes()
@@ -154,7 +156,7 @@ def test_healthz_gives_the_same_answer_whether_or_not_this_process_loaded_the_br
 
 @pytest.mark.django_db
 def test_healthz_is_degraded_while_no_worker_has_been_seen(settings, client):
-    settings.TASKS = DB_QUEUE
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
     body = client.get("/healthz").json()
     assert body["status"] == "degraded" and body["worker"] == "not_seen"
     assert any("worker" in why for why in body["degraded_because"])

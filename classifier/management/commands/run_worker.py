@@ -1,6 +1,9 @@
 """`db_worker` that survives a database restart, with a heartbeat, a task lease and a catch-up.
 
-Same options as django-tasks-db's `db_worker` (which deploy/systemd runs through this).
+Same options as django-tasks-db's `db_worker` (which deploy/systemd runs through this). The roles
+(deploy/systemd): the task worker runs `--queue-name default` (mail, everything but classification),
+the classifier worker `--queue-name classify` (and so the catch-up), the training worker
+`--backend training`.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class Worker(db_worker.Worker):
         while self.running:
             try:
                 heartbeat_write(worker_id=self.worker_id, backend=self.backend_name,
-                                started_at=self.heartbeat.started_at)
+                                started_at=self.heartbeat.started_at, classifies=self.heartbeat.catch_up)
                 if requeued := requeue_own_tasks(worker_id=self.worker_id):
                     logger.warning("re-queued %d task(s) this worker lost with the database", requeued)
                 delay = 1.0  # connected again
