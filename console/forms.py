@@ -124,7 +124,9 @@ class NoteForm(forms.Form):
 class AssignForm(VersionForm):
     assignee = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True), required=False,
                                       to_field_name="username")
-    team = forms.CharField(required=False, max_length=100)
+    # Blank: no team. The report's current team may be inactive; the service refuses moving to one.
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False, to_field_name="slug",
+                                  error_messages={"invalid_choice": "Unknown team; choose one from the list."})
 
 
 class DuplicateForm(VersionForm):

@@ -23,8 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from reports import workflow
-from reports.assignment import assign_team
-from reports.models import Category, Report, ReportEvent
+from reports.assignment import assign_team, routed_by_hand, team_set_by_hand
+from reports.models import Category, Report, ReportEvent, Team
 from reports.services import record_event, report_transition
 from reports.targets import report_set_due_dates
 from reports.validation import clean_text
@@ -143,7 +143,7 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
         r = _lock(report, expected_version)
         if r.status in workflow.RELABEL_NEEDS_REOPEN:
             raise ValidationError(f"This report is {r.get_status_display().lower()}; reopen it before relabelling.")
-        before = r.final_category
+        before, shown_before = r.final_category, r.category
         r.final_category, r.verified_by, r.verified_at = category, staff, timezone.now()
         fields = ["final_category", "verified_by", "verified_at"]
         record_event(report=r, actor=staff, action=A.VERIFY if category.slug == r.predicted_label else A.CORRECT,
@@ -155,7 +155,8 @@ def report_verify(*, report: Report, staff: AbstractBaseUser, category: Category
             _save(r, fields)
         else:
             report_transition(report=r, to=to, actor=staff, fields=fields)
-        assign_team(report=r, actor=staff)
+        if r.category != shown_before or not routed_by_hand(r):  # a team chosen by hand holds for its category
+            assign_team(report=r, actor=staff)
         _after_label_commit(r)
     return r
 
@@ -230,26 +231,35 @@ def report_add_note(*, report: Report, staff: AbstractBaseUser, text: str, publi
         return record_event(report=report, actor=staff, action=A.NOTE, note=text, public=public)
 
 
-def report_assign(*, report: Report, staff: AbstractBaseUser, assignee: AbstractBaseUser | None, team: str,
-                  expected_version: int) -> Report:
-    """Assign to a person and/or a team; both empty unassigns."""
+def report_assign(*, report: Report, staff: AbstractBaseUser, assignee: AbstractBaseUser | None,
+                  team: Team | None, expected_version: int) -> Report:
+    """Assign to a person (console.ReportAssignment; None unassigns) and set the responsible team
+    (Report.team; None: no team). A team other than the current one is an override of the
+    routing, written by reports.assignment like a rule's (the `assigned` event, forwarding to an
+    outside body, the citizen's notice); it holds until the report's category changes. Each
+    changed part records its event; a change bumps the version."""
     require(staff, "console.assign_report")
-    team = team.strip()
     if assignee is not None and not assignee.has_perm("console.view_console"):
         raise ValidationError({"assignee": f"{assignee.get_username()} is not console staff."})
     with transaction.atomic():
         r = _lock(report, expected_version)
-        current = ReportAssignment.objects.filter(report=r).first()
-        before = f"{current.assignee or ''}/{current.team}" if current else ""
-        if assignee is None and not team:
-            ReportAssignment.objects.filter(report=r).delete()
-            after = ""
-        else:
-            ReportAssignment.objects.update_or_create(report=r, defaults={
-                "assignee": assignee, "team": team, "assigned_by": staff, "assigned_at": timezone.now()})
-            after = f"{assignee.get_username() if assignee else ''}/{team}"
-        _save(r, [])
-        record_event(report=r, actor=staff, action=A.ASSIGN, field="assignment", from_value=before, to_value=after)
+        if team is not None and not team.active and team.pk != r.team_id:
+            raise ValidationError({"team": f"Team {team.name} is not active; choose an active team."})
+        current = ReportAssignment.objects.filter(report=r).select_related("assignee").first()
+        before = current.assignee if current else None
+        changed = team_set_by_hand(report=r, team=team, actor=staff)
+        if assignee != before:
+            if assignee is None:
+                ReportAssignment.objects.filter(report=r).delete()
+            else:
+                ReportAssignment.objects.update_or_create(report=r, defaults={
+                    "assignee": assignee, "assigned_by": staff, "assigned_at": timezone.now()})
+            record_event(report=r, actor=staff, action=A.ASSIGN, field="assignee",
+                         from_value=before.get_username() if before else "",
+                         to_value=assignee.get_username() if assignee else "")
+            changed = True
+        if changed:
+            _save(r, [])
     return r
 
 

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,8 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reports import clusters
 from reports.categories import NO_ISSUE
-from reports.models import Category, Report
+from reports.models import Category, Report, Team
 from reports.selectors import label_names
+from reports.storage import staff_download_url
 
 from . import panel, selectors, services
 from .forms import (AssignForm, BulkForm, DuplicateForm, NoteForm, QueueFilterForm, StatusForm, ThresholdForm,
@@ -173,7 +175,8 @@ def _detail_context(request, report: Report) -> dict:
             "verify_report", "set_status", "add_note", "assign_report", "reopen_report", "merge_duplicates",
             "view_contact")},
         "staff_users": _staff_users() if user.has_perm("console.assign_report") else [],
-        "teams": sorted({c.group for c in categories if c.group}),
+        "teams": Team.objects.filter(Q(active=True) | Q(pk=report.team_id)).order_by("name")
+                 if user.has_perm("console.assign_report") else [],
     }
 
 
@@ -192,7 +195,6 @@ def _enter_hint(report: Report, suggestion: Category | None) -> str:
 
 def _staff_users():
     from django.contrib.auth import get_user_model
-    from django.db.models import Q
 
     perm = Q(groups__permissions__codename="view_console") | Q(user_permissions__codename="view_console")
     return get_user_model().objects.filter(Q(is_superuser=True) | perm, is_active=True).distinct().order_by("username")
@@ -322,14 +324,22 @@ def _file_response(field, content_type: str, filename: str):
     return response
 
 
+def _original_response(field, photo_format: str):
+    """An original photo for staff: a redirect to a short-lived signed URL when it is in object
+    storage (reports.s3; the URL is never cached or shown to anyone else), else streamed."""
+    content_type = CONTENT_TYPES.get(photo_format, "application/octet-stream")
+    filename = field.name.rsplit("/", 1)[-1]
+    signed = staff_download_url(field, filename=filename, content_type=content_type)
+    response = redirect(signed) if signed else _file_response(field, content_type, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @require_GET
 @staff_view
 def photo_original(request, reference: str):
     report = _report(reference)
-    response = _file_response(report.photo_original, CONTENT_TYPES.get(report.photo_format, "application/octet-stream"),
-                              report.photo_original.name.rsplit("/", 1)[-1])
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _original_response(report.photo_original, report.photo_format)
 
 
 @require_GET

@@ -1,5 +1,5 @@
 """Which team fixes a report: routing rules (category, area, priority) and the one writer of
-Report.team.
+Report.team, for a rule's routing and for a person's override alike (the same audit event).
 
 A rule matches a report when its category is blank or the report's category, and its area is
 blank or covers the report's point. The lowest priority number wins; on a tie the more
@@ -58,12 +58,41 @@ def assign_team(*, report: Report, actor=None, actor_label: str = "") -> Team | 
     rule = match_rule(candidate_rules(category_id=category.pk if category else None, point=point),
                       category_id=category.pk if category else None, point=point)
     team = rule.team if rule else None
+    _write_team(report=report, team=team, rule=rule, actor=actor,
+                actor_label=actor_label or ("" if actor else "routing"),
+                note=str(rule) if rule else "no routing rule matches")
+    return team
+
+
+SET_BY_HAND = "set by hand"  # the note of a team a person chose
+
+
+def team_set_by_hand(*, report: Report, team: Team | None, actor) -> bool:
+    """A person overrides the routing: `team` (None: no team) with no rule behind it, recorded
+    as the same `assigned` event a rule's routing writes (actor `actor`, note "set by hand"), so
+    forwarding to an outside body and the citizen's notice follow exactly as they do for a rule.
+    Returns whether the team changed.
+
+    Call inside transaction.atomic() holding the report's row lock; the caller bumps the version
+    (this is a staff change, unlike the routing that follows a label)."""
+    return _write_team(report=report, team=team, rule=None, actor=actor, actor_label="", note=SET_BY_HAND)
+
+
+def routed_by_hand(report: Report) -> bool:
+    """A team with no rule behind it: a person chose it (or the rule that did was deleted since).
+    A staff verify that leaves the category as it was keeps such a team rather than re-route."""
+    return report.team_id is not None and report.routing_rule_id is None
+
+
+def _write_team(*, report: Report, team: Team | None, rule: RoutingRule | None, actor, actor_label: str,
+                note: str) -> bool:
+    """The one writer of Report.team: save the team and the rule that chose it (None by hand) and
+    record the `assigned` event, when the team changes; nothing when it stays."""
     if (team.pk if team else None) == report.team_id:
-        return team
+        return False
     before = report.team.slug if report.team_id else ""
     report.team, report.routing_rule = team, rule
     report.save(update_fields=["team", "routing_rule", "updated_at"])
-    record_event(report=report, actor=actor, actor_label=actor_label or ("" if actor else "routing"),
-                 action=ReportEvent.Action.ASSIGNED, field="team", from_value=before,
-                 to_value=team.slug if team else "", note=str(rule) if rule else "no routing rule matches")
-    return team
+    record_event(report=report, actor=actor, actor_label=actor_label, action=ReportEvent.Action.ASSIGNED,
+                 field="team", from_value=before, to_value=team.slug if team else "", note=note)
+    return True

@@ -281,7 +281,8 @@ class Report(models.Model):
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
-    # Who fixes it and the rule that chose them; written only by reports.assignment.assign_team.
+    # Who fixes it and the rule that chose them (none when staff chose by hand); written only by
+    # reports.assignment (assign_team, team_set_by_hand).
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     routing_rule = models.ForeignKey(
         RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

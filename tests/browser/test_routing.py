@@ -1,5 +1,6 @@
 """Issue 15: a supervisor uploads wards, makes a team and a rule in the console; a verified
-report in the ward goes to that team, and its member's queue opens on it."""
+report in the ward goes to that team, and its member's queue opens on it; a supervisor
+overrides the routed team from the report page."""
 from __future__ import annotations
 
 import json
@@ -84,3 +85,25 @@ def test_supervisor_sets_up_routing_and_a_verified_report_reaches_the_team(live_
     assert page.eval_on_selector("#id_team", "s => s.value") == "mine"
     page.select_option("#id_status", value="")
     page.wait_for_selector(f"text={report.service_request_id}")
+
+
+def test_a_supervisor_overrides_the_routed_team_from_the_report_page(live_server, page, seeded):
+    sam = get_user_model().objects.create_user("sam", password="correct-horse-9")
+    sam.groups.add(seeded["supervisor"])
+    highways, parks = Team.objects.create(slug="highways", name="Highways"), Team.objects.create(slug="parks",
+                                                                                                name="Parks")
+    report = report_create(photo=images.jpeg(size=(400, 300), color=(70, 90, 80)), latitude=51.51,
+                           longitude=-0.13).report
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.TRIAGED, team=highways,
+                                                routing_rule=RoutingRule.objects.create(team=highways))
+
+    _login(page, live_server, "sam", "correct-horse-9")
+    page.goto(f"{live_server.url}/console/reports/{report.service_request_id}/")
+    assert page.eval_on_selector("#id_team", "s => s.value") == "highways"
+    page.select_option("#id_team", label="Parks")
+    page.click("form.assign button[type=submit]")
+    page.wait_for_selector("text=assignment saved.")
+    assert "Parks" in page.inner_text("#routed-to") and "set by hand" in page.inner_text("#routed-to")
+    assert "highways → parks" in page.inner_text("#events")
+    report.refresh_from_db()
+    assert (report.team, report.routing_rule) == (parks, None)

@@ -54,7 +54,7 @@ def _post_action(client, name, report, **data):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name, data", [
-    ("console:assign", {"team": "Roads"}),
+    ("console:assign", {"team": ""}),
     ("console:duplicate", {"original": "OTHER"}),
 ])
 def test_triager_posting_a_supervisor_report_action_gets_403(client, triager, make_report, name, data):

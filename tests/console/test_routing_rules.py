@@ -1,5 +1,5 @@
 """Console pages for teams, routing rules and areas; the queue's team filter ("my team" by
-default for a member); the report page naming the team and the rule."""
+default for a member); the report page naming the team and the rule, and setting it by hand."""
 from __future__ import annotations
 
 import json
@@ -201,3 +201,49 @@ def test_the_report_page_names_the_team_and_the_rule(client, triager, make_repor
     html = client.get(reverse("console:report", args=[report.service_request_id])).content.decode()
     assert "Responsible team: <strong>Highways</strong>" in html
     assert f"rule #{rule.pk}: Pothole -&gt; Highways" in html
+
+
+def _assign(client, report, **data):
+    return client.post(reverse("console:assign", args=[report.service_request_id]),
+                       {"version": Report.objects.get(pk=report.pk).version, "assignee": "", **data})
+
+
+def test_the_assign_form_offers_the_active_teams_and_no_team(client, supervisor, make_report):
+    Team.objects.create(slug="highways", name="Highways")
+    Team.objects.create(slug="gone", name="Gone", active=False)
+    report = make_report()
+    Report.objects.filter(pk=report.pk).update(team=Team.objects.create(slug="parks", name="Parks"))
+    client.force_login(supervisor)
+    html = client.get(reverse("console:report", args=[report.service_request_id])).content.decode()
+    select = html.split('<select name="team" id="id_team"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="">no team</option>' in select
+    assert '<option value="highways">Highways</option>' in select
+    assert '<option value="parks" selected>Parks</option>' in select
+    assert "gone" not in select
+    assert 'list="team-list"' not in html  # no free text any more
+
+
+def test_staff_override_the_routed_team_by_hand(client, supervisor, make_report):
+    highways = Team.objects.create(slug="highways", name="Highways")
+    RoutingRule.objects.create(category=category("pothole"), team=highways)
+    report = make_report(predicted="pothole")
+    services.report_verify(report=report, staff=supervisor, category=category("pothole"), expected_version=1)
+    Team.objects.create(slug="parks", name="Parks")
+    client.force_login(supervisor)
+    assert _assign(client, report, team="parks").status_code == 302
+    report.refresh_from_db()
+    assert (report.team.slug, report.routing_rule) == ("parks", None)
+    html = client.get(reverse("console:report", args=[report.service_request_id])).content.decode()
+    assert "Responsible team: <strong>Parks</strong> <small class=\"muted\">set by hand</small>" in html
+    assert report.events.filter(action="assigned", from_value="highways", to_value="parks", actor=supervisor,
+                                note="set by hand").exists()
+    assert shown(client, "?status=&team=parks") == {report.service_request_id}  # the queue's team filter agrees
+
+
+def test_an_unknown_team_is_a_400_and_changes_nothing(client, supervisor, make_report):
+    report = make_report()
+    client.force_login(supervisor)
+    response = _assign(client, report, team="Roads")
+    assert response.status_code == 400 and "Unknown team; choose one from the list." in response.content.decode()
+    report.refresh_from_db()
+    assert report.team is None and report.version == 1 and not report.events.exclude(action="created").exists()

@@ -8,7 +8,7 @@ from django.urls import reverse
 from console import services
 from console.models import ReportAssignment
 from console.services import VersionConflict
-from reports.models import Report
+from reports.models import Report, Team
 from reports.selectors import public_notes, public_status
 
 from .conftest import category
@@ -110,14 +110,42 @@ def test_public_notes_reach_the_public_record_private_ones_do_not(triager, make_
 
 
 @pytest.mark.django_db
-def test_assignment_to_person_and_team(supervisor, triager, make_report):
+def test_assignment_to_a_person_and_a_team_by_hand(supervisor, triager, make_report):
+    roads = Team.objects.create(slug="roads", name="Roads")
     report = make_report()
-    report = services.report_assign(report=report, staff=supervisor, assignee=triager, team="Roads", expected_version=1)
+    report = services.report_assign(report=report, staff=supervisor, assignee=triager, team=roads, expected_version=1)
+    report.refresh_from_db()
+    assert (report.team, report.routing_rule, report.version) == (roads, None, 2)
     a = ReportAssignment.objects.get(report=report)
-    assert (a.assignee, a.team, a.assigned_by, report.version) == (triager, "Roads", supervisor, 2)
-    services.report_assign(report=report, staff=supervisor, assignee=None, team="", expected_version=2)
-    assert not ReportAssignment.objects.filter(report=report).exists()
-    assert report.events.filter(action="assign").count() == 2
+    assert (a.assignee, a.assigned_by) == (triager, supervisor)
+    moved = report.events.get(action="assigned")  # the event routing writes, with the person and no rule
+    assert (moved.field, moved.from_value, moved.to_value, moved.actor, moved.note) == (
+        "team", "", "roads", supervisor, "set by hand")
+    services.report_assign(report=report, staff=supervisor, assignee=None, team=None, expected_version=2)
+    report.refresh_from_db()
+    assert report.team is None and not ReportAssignment.objects.filter(report=report).exists()
+    assert [(e.from_value, e.to_value) for e in report.events.filter(action="assign").order_by("id")] == [
+        ("", "tina"), ("tina", "")]
+    assert report.events.filter(action="assigned").order_by("id").last().from_value == "roads"
+
+
+@pytest.mark.django_db
+def test_assigning_what_is_already_assigned_changes_nothing(supervisor, triager, make_report):
+    roads = Team.objects.create(slug="roads", name="Roads")
+    report = services.report_assign(report=make_report(), staff=supervisor, assignee=triager, team=roads,
+                                    expected_version=1)
+    again = services.report_assign(report=report, staff=supervisor, assignee=triager, team=roads, expected_version=2)
+    assert again.version == 2 and report.events.filter(action__in=["assign", "assigned"]).count() == 2
+
+
+@pytest.mark.django_db
+def test_an_inactive_team_is_refused_and_nothing_changes(supervisor, make_report):
+    closed = Team.objects.create(slug="old-roads", name="Old roads", active=False)
+    report = make_report()
+    with pytest.raises(ValidationError, match="not active"):
+        services.report_assign(report=report, staff=supervisor, assignee=None, team=closed, expected_version=1)
+    report.refresh_from_db()
+    assert report.team is None and report.version == 1 and not report.events.exclude(action="created").exists()
 
 
 @pytest.mark.django_db

@@ -92,7 +92,8 @@ def test_moves_that_tell_the_citizen_nothing_send_nothing(mailbox, committed, un
     report = submit(committed, unique_jpeg)
     verify(committed, report, triager)
     with committed():
-        console.report_assign(report=report, staff=triager, assignee=triager, team="roads",
+        console.report_assign(report=report, staff=triager, assignee=triager,  # a council team: no mail
+                              team=Team.objects.create(slug="roads", name="Roads"),
                               expected_version=fresh(report).version)
     set_status(committed, report, triager, S.NEEDS_REVIEW)
     assert len(mailbox.to(REPORTER)) == 2  # confirmation, triaged
@@ -189,6 +190,20 @@ def test_an_outside_body_gets_the_report_and_the_citizen_is_told_who_handles_it(
     assert 0x8825 not in exif  # the public copy: no GPS block
     whole = forward.as_string()
     assert REPORTER not in whole and "Rita" not in whole and "/manage/" not in whole
+    [_, told] = mailbox.to(REPORTER)
+    assert told["Subject"] == f"Report {ref} is being handled by National Highways"
+
+
+def test_a_team_set_by_hand_forwards_and_tells_the_citizen_as_a_rule_does(mailbox, committed, unique_jpeg, triager):
+    Team.objects.create(slug="highways", name="National Highways", kind=Team.Kind.OUTSIDE_BODY,
+                        email="incidents@highways.example")
+    report = submit(committed, unique_jpeg)
+    with committed():
+        console.report_assign(report=report, staff=triager, assignee=None, team=Team.objects.get(slug="highways"),
+                              expected_version=fresh(report).version)
+    ref = report.service_request_id
+    [forward] = mailbox.to("incidents@highways.example")
+    assert forward["Subject"] == f"Report {ref} from Demo Borough Council for National Highways"
     [_, told] = mailbox.to(REPORTER)
     assert told["Subject"] == f"Report {ref} is being handled by National Highways"
 

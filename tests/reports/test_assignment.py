@@ -1,5 +1,5 @@
 """Routing to the responsible team: which rule wins (pure), and assign_team on auto-triage and
-on staff verify/correct, with the `assigned` audit event."""
+on staff verify/correct, with the `assigned` audit event; a team staff set by hand."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +11,7 @@ from reports.assignment import assign_team, match_rule
 from reports.models import Area, Category, Report, ReportEvent, RoutingRule, Team
 from reports.services import report_create
 
-from ..console.conftest import category, make_report, roles, triager  # noqa: F401 (fixtures)
+from ..console.conftest import category, make_report, roles, supervisor, triager  # noqa: F401 (fixtures)
 
 POTHOLE, GRAFFITI = 1, 2
 
@@ -152,6 +152,22 @@ def test_no_matching_rule_clears_the_team_with_an_event(routing, triager, make_r
     assert report.team is None and report.routing_rule is None
     last = report.events.filter(action=ReportEvent.Action.ASSIGNED).last()
     assert (last.from_value, last.to_value, last.note) == ("highways", "", "no routing rule matches")
+
+
+def test_a_team_set_by_hand_holds_until_the_category_changes(routing, triager, supervisor, make_report):
+    report = make_report(lat=51.5, lon=-0.15, predicted="pothole")
+    parks = Team.objects.create(slug="parks", name="Parks")
+    r = console_services.report_assign(report=report, staff=supervisor, assignee=None, team=parks, expected_version=1)
+    for _ in range(2):  # leaving review, then verified again, both with the category it had
+        r = console_services.report_verify(report=r, staff=triager, category=category("pothole"),
+                                           expected_version=r.version)
+    report.refresh_from_db()
+    assert (report.team, report.routing_rule) == (parks, None)
+    console_services.report_verify(report=r, staff=triager, category=category("graffiti"), expected_version=r.version)
+    report.refresh_from_db()
+    assert (report.team.slug, report.routing_rule) == ("national-highways", routing["graffiti"])
+    moves = [(e.from_value, e.to_value, e.note) for e in report.events.filter(action=ReportEvent.Action.ASSIGNED)]
+    assert moves == [("", "parks", "set by hand"), ("parks", "national-highways", str(routing["graffiti"]))]
 
 
 def test_a_rule_of_an_inactive_team_is_skipped(routing, make_report):
