@@ -25,6 +25,7 @@ from reports import clusters
 from reports.categories import NO_ISSUE
 from reports.models import Category, Report, Team
 from reports.selectors import label_names
+from reports.storage import staff_download_url
 
 from . import panel, selectors, services
 from .forms import (AssignForm, BulkForm, DuplicateForm, NoteForm, QueueFilterForm, StatusForm, ThresholdForm,
@@ -323,14 +324,22 @@ def _file_response(field, content_type: str, filename: str):
     return response
 
 
+def _original_response(field, photo_format: str):
+    """An original photo for staff: a redirect to a short-lived signed URL when it is in object
+    storage (reports.s3; the URL is never cached or shown to anyone else), else streamed."""
+    content_type = CONTENT_TYPES.get(photo_format, "application/octet-stream")
+    filename = field.name.rsplit("/", 1)[-1]
+    signed = staff_download_url(field, filename=filename, content_type=content_type)
+    response = redirect(signed) if signed else _file_response(field, content_type, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @require_GET
 @staff_view
 def photo_original(request, reference: str):
     report = _report(reference)
-    response = _file_response(report.photo_original, CONTENT_TYPES.get(report.photo_format, "application/octet-stream"),
-                              report.photo_original.name.rsplit("/", 1)[-1])
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _original_response(report.photo_original, report.photo_format)
 
 
 @require_GET

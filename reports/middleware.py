@@ -1,6 +1,5 @@
 """Reject oversized uploads from the Content-Length header, before the body is read; answer
 503 (not a 500) while the database or the photo storage is unavailable."""
-import errno
 import logging
 
 from django.conf import settings
@@ -9,6 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from .clientip import client_ip
+from .storage import is_storage_failure
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,11 @@ class UploadSizeLimitMiddleware:
         return self.get_response(request)
 
 
-# A storage that cannot be written to: read-only, permission denied, full.
-STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
-
-
 def unavailable_cause(exc: BaseException) -> str | None:
     """Which part is down ("database" or "storage") when `exc` means the service cannot work for now."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "database"
-    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+    if is_storage_failure(exc):  # an unwritable folder, or object storage refusing or unreachable
         return "storage"
     return None
 

@@ -19,6 +19,7 @@ from . import gazetteer, photos, validation, workflow
 from .routing import route
 from .models import Category, Report, ReportEvent, ReportSupporter
 from .signals import report_event_recorded, report_submitted
+from .storage import delete_files
 from .targets import report_set_due_dates
 from .workflow import By
 
@@ -104,8 +105,7 @@ class _DeleteFilesUnlessCommitted:
 
 def _delete_files_unless_committed(files: list[tuple], state: dict) -> None:
     if not state["committed"]:
-        for storage, name in files:
-            storage.delete(name)
+        delete_files(files)
 
 
 def _existing_report(sha256: str) -> Report | None:
@@ -252,8 +252,7 @@ def report_create(
             if classify:
                 transaction.on_commit(lambda: enqueue_classification(report.pk))
     except BaseException as exc:
-        for storage, name in saved:
-            storage.delete(name)
+        delete_files(saved)
         if isinstance(exc, IntegrityError) and (existing := _existing_report(info.sha256)) is not None:
             # Another upload of the same photo committed first.
             return _also_reported(report=existing, channel=channel, reporter_name=reporter_name,

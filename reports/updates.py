@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from . import photos, validation, workflow
 from .models import Report, ReportEvent, ReportUpdate
 from .services import _DeleteFilesUnlessCommitted, record_event, report_transition
+from .storage import delete_files
 from .workflow import By
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,7 @@ def report_add_update(*, report: Report, text: str = "", photo: bytes | None = N
                          to_value=update.pk, note=text, public=True)
             transaction.on_commit(_DeleteFilesUnlessCommitted(saved))
     except BaseException:
-        for storage, path in saved:
-            storage.delete(path)
+        delete_files(saved)
         raise
     logger.info("report %s: reporter update %s%s", report.service_request_id, update.pk,
                 " with a photo" if saved else "")

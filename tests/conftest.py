@@ -22,6 +22,12 @@ def media_dirs(settings, tmp_path, monkeypatch):
         "private": {"BACKEND": "django.core.files.storage.FileSystemStorage",
                     "OPTIONS": {"location": str(private), "base_url": None}},
     }
+    point_photo_fields(monkeypatch)
+    return public, private
+
+
+def point_photo_fields(monkeypatch) -> None:
+    """Re-point every photo field at the storages settings.STORAGES names now."""
     from classifier.models import TrainingExample
     from reports.models import Report, ReportUpdate
 
@@ -30,7 +36,6 @@ def media_dirs(settings, tmp_path, monkeypatch):
                         (ReportUpdate, "photo_thumbnail"), (TrainingExample, "photo")):
         field = model._meta.get_field(name)
         monkeypatch.setattr(field, "storage", field._storage_callable())
-    return public, private
 
 
 def stored_files(media_dirs) -> list:

@@ -147,6 +147,30 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# PHOTO_STORAGE=s3 keeps them in S3-compatible object storage instead (AWS, MinIO...), so that
+# every web node and worker sees the same photos: originals in a private bucket (staff get
+# signed URLs valid S3_SIGNED_URL_SECONDS), public copies and thumbnails in a public one
+# (reports/s3.py). Empty keys fall back to boto3's own chain (instance role, AWS_* variables).
+PHOTO_STORAGE = env("PHOTO_STORAGE", default="local")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")  # empty = AWS; set for MinIO and the like
+S3_PUBLIC_URL = env("S3_PUBLIC_URL", default="")  # address in front of the public bucket; empty = the bucket's
+if PHOTO_STORAGE == "s3":
+    _s3 = {
+        "endpoint_url": S3_ENDPOINT_URL or None,
+        "region_name": env("S3_REGION", default="us-east-1"),
+        "access_key": env("S3_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env("S3_SECRET_ACCESS_KEY", default="") or None,
+        "signature_version": "s3v4",
+        # Path-style for a given endpoint (MinIO, a loopback test server), bucket hostnames on AWS.
+        "addressing_style": "path" if S3_ENDPOINT_URL else "virtual",
+    }
+    STORAGES["private"] = {"BACKEND": "reports.s3.PrivatePhotoStorage", "OPTIONS": {
+        **_s3, "bucket_name": env("S3_PRIVATE_BUCKET"),
+        "querystring_expire": env.int("S3_SIGNED_URL_SECONDS", default=300)}}  # seconds
+    STORAGES["public"] = {"BACKEND": "reports.s3.PublicPhotoStorage", "OPTIONS": {
+        **_s3, "bucket_name": env("S3_PUBLIC_BUCKET"), "public_url": S3_PUBLIC_URL or None}}
+elif PHOTO_STORAGE != "local":
+    raise ImproperlyConfigured(f"PHOTO_STORAGE is {PHOTO_STORAGE!r}; choose local or s3")
 
 # Upload limits.
 PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)  # bytes
@@ -226,6 +250,11 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     },
 }
+# Public photos in object storage load from the bucket's (or S3_PUBLIC_URL's) origin.
+if PHOTO_STORAGE == "s3" and not S3_PUBLIC_URL.startswith("/"):
+    _photos = S3_PUBLIC_URL or S3_ENDPOINT_URL
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(
+        "{0.scheme}://{0.netloc}".format(urlsplit(_photos)) if _photos else "https://*.amazonaws.com")
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
