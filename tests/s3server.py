@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import json
 import logging
 import threading
 import time
@@ -86,6 +87,7 @@ class S3Server:
     def __init__(self, port: int = 0, secret_key: str = SECRET_KEY, *, quiet: bool = True):
         if quiet:  # werkzeug logs every request at INFO
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._secret_key = secret_key
         app = presign_gate(DomainDispatcherApplication(create_backend_app), secret_key)
         self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="s3server")
@@ -99,6 +101,24 @@ class S3Server:
         self._thread.start()
         return self
 
+    def client(self):
+        """A boto3 S3 client for this server, signing with the test credentials."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+                            aws_secret_access_key=self._secret_key,
+                            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+    def create_photo_buckets(self, private: str, public: str, client=None) -> None:
+        """The two buckets PHOTO_STORAGE=s3 needs, set up as README says: the public one readable
+        by anyone through its policy, the private one with no public access."""
+        client = client or self.client()
+        client.create_bucket(Bucket=private)
+        client.create_bucket(Bucket=public)
+        client.put_bucket_policy(Bucket=public, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{public}/*"}]}))
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -109,10 +129,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--secret-key", default=SECRET_KEY, help="the S3_SECRET_ACCESS_KEY clients sign with")
+    parser.add_argument("--private-bucket", help="create it (S3_PRIVATE_BUCKET) ...")
+    parser.add_argument("--public-bucket", help="... and this one, readable by anyone (S3_PUBLIC_BUCKET)")
+    parser.add_argument("--quiet", action="store_true", help="do not log every request")
     args = parser.parse_args()
-    server = S3Server(args.port, args.secret_key, quiet=False)
+    server = S3Server(args.port, args.secret_key, quiet=args.quiet).start()
+    if args.private_bucket and args.public_bucket:
+        server.create_photo_buckets(args.private_bucket, args.public_bucket)
     print(f"S3 on {server.endpoint_url} (any access key; secret {args.secret_key!r})", flush=True)
-    server._server.serve_forever()
+    try:
+        server._thread.join()
+    except KeyboardInterrupt:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import runpy
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,9 +17,7 @@ from pathlib import Path
 from email.message import Message
 from types import SimpleNamespace
 
-import boto3
 import pytest
-from botocore.config import Config
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -35,7 +34,7 @@ from reports.s3 import PrivatePhotoStorage, PublicPhotoStorage
 from reports.updates import report_add_update
 from tests.conftest import point_photo_fields
 from tests.labels import verified_report
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = pytest.mark.django_db
 GOOD = {"latitude": "51.5", "longitude": "-0.1"}
@@ -47,9 +46,7 @@ VARIABLES = ("PHOTO_STORAGE", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID"
 @pytest.fixture(scope="session")
 def s3_server():
     server = S3Server().start()
-    server.client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name=REGION,
-                                 aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    server.s3 = server.client()
     yield server
     server.stop()
 
@@ -63,11 +60,6 @@ def s3_settings(monkeypatch, **env) -> dict:
     return runpy.run_path(str(BASE_SETTINGS))
 
 
-def public_read_policy(bucket: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
-
-
 def deny_writes_policy(bucket: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
@@ -79,10 +71,8 @@ def s3(s3_server, settings, monkeypatch, media_dirs):
     STORAGES from the real settings code with PHOTO_STORAGE=s3; the photo fields re-pointed."""
     suffix = uuid.uuid4().hex[:10]
     private, public = f"private-{suffix}", f"public-{suffix}"
-    client = s3_server.client
-    client.create_bucket(Bucket=private)
-    client.create_bucket(Bucket=public)
-    client.put_bucket_policy(Bucket=public, Policy=public_read_policy(public))
+    client = s3_server.s3
+    s3_server.create_photo_buckets(private, public, client)
     configured = s3_settings(monkeypatch, PHOTO_STORAGE="s3", S3_ENDPOINT_URL=s3_server.endpoint_url,
                              S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY,
                              S3_PRIVATE_BUCKET=private, S3_PUBLIC_BUCKET=public)
@@ -264,6 +254,20 @@ def test_a_missing_bucket_is_a_503_and_shows_in_health(s3, client, unique_jpeg):
     assert Report.objects.count() == 0 and s3.keys(s3.public) == []
     body = client.get("/healthz").json()
     assert body["status"] == "degraded" and body["storage"].startswith("error: not writable: private")
+
+
+def test_object_storage_down_is_a_503(s3, client, unique_jpeg, settings, monkeypatch):
+    """Nothing listens at the endpoint (a port bound, never listening: refused at once)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        settings.STORAGES = {**settings.STORAGES, **{
+            alias: {**settings.STORAGES[alias], "OPTIONS": {**settings.STORAGES[alias]["OPTIONS"], "endpoint_url": down}}
+            for alias in ("private", "public")}}
+        point_photo_fields(monkeypatch)
+        response = client.post("/api/v1/reports/", {"photo": photo(unique_jpeg()), **GOOD})
+    assert response.status_code == 503 and response.json()["cause"] == "storage"
+    assert Report.objects.count() == 0
 
 
 def test_storage_health_is_ok_when_both_buckets_answer(s3):
