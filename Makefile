@@ -17,7 +17,7 @@ TEST_DATABASE_URL := postgis://civic@127.0.0.1:$(TEST_DB_PORT)/civic
 TEST_DB_TARGET := test-db
 endif
 
-.PHONY: demo test db db-stop test-db system-deps venv messages
+.PHONY: demo test db db-stop test-db system-deps venv messages cluster
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,3 +58,9 @@ demo: venv db messages
 
 test: venv $(TEST_DB_TARGET) messages
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The multi-node run on one machine (deploy/dev/cluster.sh): nginx, two web nodes, three workers,
+# PgBouncer and its own PostGIS under a bounded load with kills; about 5 minutes, not part of `make test`.
+cluster: EXTRAS := $(EXTRAS),cluster
+cluster: venv
+	bash deploy/dev/cluster.sh $(CLUSTER_ARGS)
