@@ -13,8 +13,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 from email.message import Message
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
