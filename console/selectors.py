@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from reports import workflow
-from reports.models import Category, Report, ReportSupporter
+from reports.models import Category, Report, ReportSupporter, Team
 from reports.photos import hamming
 from reports.selectors import in_bbox
 from reports.targets import overdue_days
@@ -194,17 +194,61 @@ class Page:
     next_cursor: str | None
 
 
+# What a queue row shows (console/queue.html, the overdue badge, the sort key, the bulk
+# checkbox's pk:version); the rest of the wide row (photo fields, points, top-k) stays unread.
+QUEUE_ROW_FIELDS = (
+    "service_request_id", "version", "status", "address", "created_at", "triage_due_at", "fix_due_at",
+    "citizen_category", "predicted_category", "final_category", "team", "predicted_label", "predicted_probability",
+    "predicted_unknown", "citizen_model_disagree", "possibly_not_issue", "auto_triaged",
+)
+
+
+def _small_tables() -> tuple[dict[int, Category], dict[int, Team]]:
+    """Every category and every team by id: two small tables (tens of rows), read in two
+    one-table queries per page instead of joined. Each join a query carries costs the
+    planner time on the 100k-row table (eight joins planned in 80-160 ms on a busy machine
+    and executed in 1 ms; docs/BENCHMARKS.md, "Queue after overdue first")."""
+    return {c.pk: c for c in Category.objects.all()}, {t.pk: t for t in Team.objects.all()}
+
+
+def _attach_small_tables(reports: list[Report]) -> None:
+    """Set each report's categories and team (and its spot check's and routing rule's) from
+    _small_tables, as select_related would have, so templates read them without a query."""
+    if not reports:
+        return
+    categories, teams = _small_tables()
+
+    def attach(obj, field: str, table: dict) -> None:
+        pk = getattr(obj, f"{field}_id")
+        if pk in table:  # else (a row made since the look-up) the descriptor loads it as before
+            setattr(obj, field, table[pk])
+
+    for r in reports:
+        for field in ("final_category", "predicted_category", "citizen_category"):
+            attach(r, field, categories)
+        attach(r, "team", teams)
+        spot = getattr(r, "spot_check", None)  # select_related's cache; absent: no spot check
+        if spot is not None:
+            attach(spot, "category", categories)
+        rule = r.routing_rule if Report.routing_rule.field.is_cached(r) else None  # the report page's
+        if rule is not None:
+            attach(rule, "category", categories)
+            attach(rule, "team", teams)
+
+
 def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
     """One page of the queue. Keyset pagination: cost does not grow with the page number, and
-    overdue reports are read before the rest rather than sorted in front of them."""
-    qs = (filtered_reports(filters)
-          .select_related("final_category", "predicted_category", "citizen_category", "assignment__assignee",
-                          "spot_check__category", "team")
-          .defer("location", "exif_location", "predicted_top_k", "description", "media_url"))  # the address is shown
+    overdue reports are read before the rest rather than sorted in front of them. Joins only
+    the person assigned and the spot check (one row each per report); categories and teams come
+    from _small_tables."""
+    qs = (filtered_reports(filters).select_related("assignment__assignee", "spot_check")
+          .only(*QUEUE_ROW_FIELDS, "assignment__assignee__username", "spot_check__category",
+                "spot_check__probability"))
     key = decode_cursor(cursor, filters.sort) if cursor else None
     rows = _walk(qs, filters.sort, limit=page_size + 1, key=key)
     more = len(rows) > page_size
     rows = rows[:page_size]
+    _attach_small_tables(rows)
     _count_supporters(rows)
     return Page(reports=rows, next_cursor=encode_cursor(sort_key(rows[-1], filters.sort)) if more else None)
 
@@ -270,11 +314,15 @@ def _status_selected(status: str, wanted: str) -> bool:
 
 
 def console_report(reference: str) -> Report | None:
-    return (Report.objects.select_related("final_category", "predicted_category", "citizen_category",
-                                          "verified_by", "duplicate_of", "assignment__assignee", "spot_check__category",
-                                          "team", "routing_rule__category", "routing_rule__area", "routing_rule__team")
-            .defer("routing_rule__area__geometry")  # the rule's name is enough here
-            .filter(service_request_id=reference.upper()).first())
+    """The report page's report: categories and teams from _small_tables rather than joined
+    (thirteen relations planned in about 50 ms on a busy machine, for a one-row look-up)."""
+    report = (Report.objects.select_related("verified_by", "duplicate_of", "assignment__assignee", "spot_check",
+                                            "routing_rule__area")
+              .defer("routing_rule__area__geometry")  # the rule's name is enough here
+              .filter(service_request_id=reference.upper()).first())
+    if report is not None:
+        _attach_small_tables([report])
+    return report
 
 
 def report_events(report: Report):

@@ -174,3 +174,58 @@ def test_counts_fragment_fills_tabs_and_flags(client, triager, make_report):
     assert 'id="queue-total" hx-swap-oob="true">· 2 reports' in html
     assert 'id="count-possibly_not_issue" hx-swap-oob="true">1<' in html
     assert 'Needs review <span class="count">2</span>' in html
+
+
+def _fully_labelled(make_report, n: int, assignee) -> Report:
+    """A queue row showing everything: three labels, a team, a person, a spot check."""
+    from classifier.models import SpotCheck
+    from console.models import ReportAssignment
+    from reports.models import Team
+
+    team = Team.objects.create(slug=f"team-{n}", name=f"Team {n}")
+    report = make_report(lat=51.5 + n / 1000, citizen="graffiti", predicted="pothole",
+                         final_category=category("fly_tipping"), team=team)
+    ReportAssignment.objects.create(report=report, assignee=assignee, assigned_at=timezone.now())
+    SpotCheck.objects.create(report=report, model_version="v1", category=category("streetlight"), probability=0.97,
+                             share=0.05)
+    return report
+
+
+@pytest.mark.django_db
+def test_the_queue_page_reads_no_more_queries_for_more_rows(client, triager, make_report):
+    """Categories and teams come from one look-up each, not a query (or a join) per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(triager)
+
+    def page() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as ctx:
+            html = client.get(reverse("console:queue")).content.decode()
+        return html, len(ctx.captured_queries)
+
+    _fully_labelled(make_report, 0, triager)
+    _, few = page()
+    for n in range(1, 6):
+        _fully_labelled(make_report, n, triager)
+    html, many = page()
+    assert many == few
+    row = html.split('class="ref">', 6)[6].split("</tr>", 1)[0]
+    for shown in ("Graffiti", "Pothole", "Fly-tipping", "Team ", "tina", "as Street light"):
+        assert shown in row, shown
+
+
+@pytest.mark.django_db
+def test_the_report_page_reads_its_labels_team_and_rule_without_further_queries(triager, make_report,
+                                                                               django_assert_num_queries):
+    from reports.models import RoutingRule
+
+    report = _fully_labelled(make_report, 0, triager)
+    Report.objects.filter(pk=report.pk).update(
+        routing_rule=RoutingRule.objects.create(category=category("fly_tipping"), team=report.team))
+    found = selectors.console_report(report.service_request_id.lower())
+    with django_assert_num_queries(0):
+        shown = (found.citizen_category.name, found.predicted_category.name, found.final_category.name,
+                 found.team.name, str(found.routing_rule), found.spot_check.category.name, found.assignment.assignee)
+    assert shown[:4] == ("Graffiti", "Pothole", "Fly-tipping", "Team 0") and "Fly-tipping -> Team 0" in shown[4]
+    assert (shown[5], shown[6]) == ("Street light", triager)
