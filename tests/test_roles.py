@@ -8,6 +8,7 @@ process itself has ONNX Runtime loaded long before.
 import configparser
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,6 +49,72 @@ def run_python(code: str, env: dict, *, timeout: float = 120) -> dict:
                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- deploy/: one unit and one environment file per role -----------------------------------------
+
+ENV_EXAMPLES = {role: ROOT / "deploy" / "env" / f"{role}.env.example" for role in ("web", "worker", "classifier")}
+STORAGE_VARIABLES = {"PHOTO_STORAGE", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
+                     "S3_PRIVATE_BUCKET", "S3_PUBLIC_BUCKET", "S3_PUBLIC_URL", "S3_SIGNED_URL_SECONDS"}
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them: whole-line comments only, quotes removed."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            values[key] = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return values
+
+
+def unit(name: str) -> str:
+    return (ROOT / "deploy" / "systemd" / name).read_text()
+
+
+@pytest.mark.parametrize("role", ENV_EXAMPLES)
+def test_each_role_environment_file_comments_every_variable_on_its_own_lines(role):
+    lines = ENV_EXAMPLES[role].read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip() or line.startswith("#"):
+            continue
+        assert " #" not in line, f"{role}: systemd would keep this comment in the value: {line}"
+        above = i - 1
+        while above >= 0 and lines[above] and not lines[above].startswith("#"):
+            above -= 1  # variables described together by one comment
+        assert above >= 0 and lines[above].startswith("#") and not lines[above].startswith("# ---"), \
+            f"{role}: {line.partition('=')[0]} has no comment"
+
+
+@pytest.mark.parametrize("role", ENV_EXAMPLES)
+def test_each_role_environment_file_reads_the_same_in_a_shell_as_in_systemd(role):
+    """deploy/crontab sources these files in sh: quoting must make both agree."""
+    shell = subprocess.run(["bash", "-c", f'set -a; . "{ENV_EXAMPLES[role]}"; env -0'], capture_output=True,
+                           env={}, check=True).stdout.decode()
+    sourced = dict(item.split("=", 1) for item in shell.split("\0") if item)
+    for key, value in env_file(ENV_EXAMPLES[role]).items():
+        assert sourced.get(key) == value, (role, key)
+
+
+def test_the_roles_settings_and_units_agree():
+    web, worker, classifier = (env_file(ENV_EXAMPLES[r]) for r in ("web", "worker", "classifier"))
+    assert web["CLASSIFY_INLINE"] == worker["CLASSIFY_INLINE"] == classifier["CLASSIFY_INLINE"] == "false"
+    assert classifier["CLASSIFIER_DEVICE"] == "cuda"
+    assert all(STORAGE_VARIABLES <= set(env) for env in (web, worker, classifier))
+    assert "EnvironmentFile=/etc/civic/web.env" in unit("civic-web.service")
+    assert "EnvironmentFile=/etc/civic/worker.env" in unit("civic-worker.service")
+    assert "EnvironmentFile=/etc/civic/classifier.env" in unit("civic-classifier-worker.service")
+    assert "run_worker --queue-name default\n" in unit("civic-worker.service")
+    assert "run_worker --queue-name classify\n" in unit("civic-classifier-worker.service")
+    assert "run_worker --backend training\n" in unit("civic-train-worker.service")
+
+
+def test_every_variable_the_settings_read_is_in_some_role_file():
+    sources = [*(ROOT / "config" / "settings").glob("*.py"), ROOT / "deploy" / "gunicorn.conf.py"]
+    read = {name for path in sources for name in
+            re.findall(r'(?:env(?:\.\w+)?|env_path|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]*)"', path.read_text())}
+    documented = set().union(*(env_file(path) for path in ENV_EXAMPLES.values()))
+    assert read - documented == set()
 
 
 # --- The web role --------------------------------------------------------------------------------
