@@ -145,7 +145,7 @@ def classify_reports(report_ids: list[int]) -> int:
     if not candidates:
         return 0
     photos = [r.photo_original.storage.open(r.photo_original.name).read() for r in candidates]
-    predictions = dict(zip((r.pk for r in candidates), _predict_each_if_batch_fails(classifier, photos)))
+    predictions = dict(zip((r.pk for r in candidates), predict_photos(classifier, photos)))
     categories = {c.slug: c for c in Category.objects.filter(active=True)}
     policy = auto_triage_policy()
     with transaction.atomic():
@@ -196,8 +196,10 @@ def classify_reports(report_ids: list[int]) -> int:
     return len(reports)
 
 
-def _predict_each_if_batch_fails(classifier, photos: list[bytes]) -> list:
-    """Batch prediction; if the batch fails, photo by photo, so one photo the
+def predict_photos(classifier, photos: list[bytes]) -> list:
+    """The classifier worker's prediction of one batch of originals (also what deploy/gpu-check.sh times).
+
+    Batch prediction; if the batch fails, photo by photo, so one photo the
     decoder rejects cannot hold a whole batch pending forever. A photo that
     fails on its own gives None. A failure of every photo is re-raised
     (the model, not the photos, is broken: retry later)."""

@@ -348,3 +348,25 @@ def test_an_unknown_database_pooler_is_refused_at_start_up():
     out = subprocess.run([sys.executable, "-c", "import config.settings.base"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, env={**os.environ, "DATABASE_POOLER": "pgpool"})
     assert out.returncode != 0 and "DATABASE_POOLER='pgpool'; choose pgbouncer" in out.stderr
+
+
+# --- deploy/gpu-check.sh -------------------------------------------------------------------------
+
+def test_the_gpu_check_runs_the_workers_path_and_says_so_when_there_is_no_cuda(exported_model, tmp_path):
+    import onnxruntime
+
+    from tests.images import jpeg
+
+    for i in range(2):
+        (tmp_path / f"{i}.jpg").write_bytes(jpeg(color=(40 * i, 90, 200), size=(1200, 900)))
+    out = subprocess.run(["bash", str(ROOT / "deploy" / "gpu-check.sh"), str(exported_model), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHON": sys.executable, "BATCH_SIZES": "1,2", "OMP_NUM_THREADS": "1"})
+    report = json.loads(out.stdout)
+    assert set(report["worker_path_cpu"]) == {"1", "2"} and report["photos"] == 2
+    assert report["worker_path_cpu"]["2"]["images_per_s"] > 0
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():  # a GPU machine
+        assert out.returncode == 0 and report["ok"] and report["agreement"]["top1_same"] == "2/2", report
+    else:
+        assert out.returncode == 2 and report["cuda"] is False
+        assert "no usable CUDA here" in report["failures"][0]
