@@ -5,10 +5,10 @@
 Topology, every process on 127.0.0.1 and production settings (config.settings.production):
 
     locust (N users) ──► nginx ──round robin──► web-1 (gunicorn)  ─┐
-                          passive health checks  web-2 (gunicorn)  ─┼──► PostgreSQL + PostGIS
-                          (proxy_next_upstream)                     │      (task queue too)
-                classify-1, classify-2 (run_worker: classification) ┤
-                tasks-1 (run_worker: the other queues)              ┘
+                          passive health checks  web-2 (gunicorn)  ─┼─► PgBouncer ─► PostgreSQL + PostGIS
+                          (proxy_next_upstream)                     │   (transaction    (the task queue too)
+                classify-1, classify-2 (run_worker --queue-name classify)  pooling)
+                tasks-1 (run_worker --queue-name default)           ┘
                 photos: local folders shared by every process, or the S3 test server
 
 Phases: the load against one web node, then two (throughput measured in the same run), then
@@ -26,12 +26,15 @@ WORK/pgids so cluster.sh's trap can end any that outlive it. Only loopback is ev
 from __future__ import annotations
 
 import argparse
+import configparser
 import hashlib
 import io
 import json
 import os
 import platform
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -211,30 +214,43 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def phase_stats(records: list[dict]) -> dict:
-    """Throughput and p50/p95/p99 (successful requests) per request type, errors by status."""
-    requests = [r for r in records if "ms" in r]
+def phase_stats(rounds: list[tuple[list[dict], float]]) -> dict:
+    """Throughput and p50/p95/p99 (successful requests) per request type, errors by status and
+    when they came, over one or more rounds of (records, the round's start). Throughput is
+    over the rounds' own wall time (the gaps between them left out); times are seconds from
+    each round's start."""
+    requests = [(r, t0) for records, t0 in rounds for r in records if "ms" in r]
     if not requests:
         return {"requests": 0}
-    start = min(r["t"] for r in requests)
-    end = max(r["t"] + r["ms"] / 1000 for r in requests)
-    wall = max(end - start, 1e-9)
+    walls = []
+    for records, _ in rounds:
+        mine = [r for r in records if "ms" in r]
+        if mine:
+            walls.append(max(r["t"] + r["ms"] / 1000 for r in mine) - min(r["t"] for r in mine))
+    wall = max(sum(walls), 1e-9)
+    ok = lambda r: 200 <= r["status"] < 300  # noqa: E731
     by_type = {}
-    for name in sorted({r["name"] for r in requests}):
-        mine = [r for r in requests if r["name"] == name]
-        ok = sorted(r["ms"] for r in mine if 200 <= r["status"] < 300)
-        by_type[name] = {"requests": len(mine), "ok": len(ok), "per_s": len(ok) / wall,
-                         "p50": percentile(ok, 50), "p95": percentile(ok, 95), "p99": percentile(ok, 99)}
+    for name in sorted({r["name"] for r, _ in requests}):
+        mine = [r for r, _ in requests if r["name"] == name]
+        good = sorted(r["ms"] for r in mine if ok(r))
+        by_type[name] = {"requests": len(mine), "ok": len(good), "per_s": len(good) / wall,
+                         "p50": percentile(good, 50), "p95": percentile(good, 95), "p99": percentile(good, 99)}
     errors: dict[str, int] = {}
-    for r in requests:
-        if not 200 <= r["status"] < 300:
+    windows: dict[str, list[float]] = {}  # status -> [first, last] request start
+    timeline: dict[int, list[int]] = {}  # 10 s bucket -> [ok, failed] (requests started in it)
+    for r, t0 in requests:
+        timeline.setdefault(int((r["t"] - t0) // 10) * 10, [0, 0])[0 if ok(r) else 1] += 1
+        if not ok(r):
             key = f"{r['status'] or 'no answer'} {r['name']}"
             errors[key] = errors.get(key, 0) + 1
-    ok_all = sum(1 for r in requests if 200 <= r["status"] < 300)
-    uploads = [r for r in records if "upload" in r]
+            w = windows.setdefault(str(r["status"] or "no answer"), [r["t"] - t0, r["t"] - t0])
+            w[0], w[1] = min(w[0], r["t"] - t0), max(w[1], r["t"] - t0)
+    ok_all = sum(1 for r, _ in requests if ok(r))
+    accepted = sum(1 for records, _ in rounds for r in records if "upload" in r and r.get("reference"))
     return {"requests": len(requests), "ok": ok_all, "wall_s": wall, "per_s": ok_all / wall,
-            "uploads_accepted_per_s": sum(1 for u in uploads if u.get("reference")) / wall,
-            "error_rate": 1 - ok_all / len(requests), "by_type": by_type, "errors": errors}
+            "uploads_accepted_per_s": accepted / wall, "error_rate": 1 - ok_all / len(requests),
+            "by_type": by_type, "errors": errors, "windows": windows, "timeline": dict(sorted(timeline.items())),
+            "rounds_per_s": [phase_stats([one])["per_s"] for one in rounds] if len(rounds) > 1 else []}
 
 
 def error_samples(records: list[dict], limit: int = 6) -> list[str]:
@@ -263,6 +279,8 @@ class Run:
     next_photo: int = 0
     api_key: str = ""
     queues: tuple[str, str] = ("default", "default")  # classifier workers', task worker's
+    phase_t0: dict[str, float] = field(default_factory=dict)  # when each phase's load started
+    s3_port: int = 0
 
     @property
     def logs(self) -> Path:
@@ -301,7 +319,26 @@ class Run:
             "PENDING_CATCHUP_AFTER_SECONDS": "15", "WORKER_RECONNECT_MAX_SECONDS": "4",
             "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
         }
+        if a.storage == "s3":  # the S3 test server (tests/s3server.py: moto's server mode) on loopback
+            from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+            self.s3_port = free_port()
+            self.env.update(PHOTO_STORAGE="s3", S3_ENDPOINT_URL=f"http://{HOST}:{self.s3_port}", S3_REGION=REGION,
+                            S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY,
+                            S3_PRIVATE_BUCKET="civic-private", S3_PUBLIC_BUCKET="civic-public")
         os.environ.update(self.env)
+
+    def start_s3(self) -> None:
+        """Both photo buckets, set up as README says (the public one readable by anyone)."""
+        svc = self.service("s3", [PY, "-m", "tests.s3server", "--port", str(self.s3_port), "--quiet",
+                                  "--private-bucket", self.env["S3_PRIVATE_BUCKET"],
+                                  "--public-bucket", self.env["S3_PUBLIC_BUCKET"]])
+        svc.start()
+        deadline = time.monotonic() + 60
+        while "S3 on" not in (self.logs / "s3.log").read_text():  # printed once the buckets exist
+            if time.monotonic() > deadline or not svc.alive():
+                raise SystemExit(f"the S3 test server did not start; see {self.logs / 's3.log'}")
+            time.sleep(0.2)
 
     def prepare_database(self, model_dir: Path) -> None:
         import django
@@ -350,14 +387,60 @@ class Run:
         self.nginx.start()
         wait_http(f"http://{HOST}:{self.nginx_port}/healthz", what="nginx")
 
-    def add_second_node(self) -> None:
-        self.services["web-2"].start()
-        wait_http(f"http://{HOST}:{self.web_ports[1]}/healthz", what="web-2")
+    def start_pgbouncer(self) -> None:
+        """PgBouncer in transaction mode between every role and PostgreSQL: deploy/pgbouncer.ini's
+        [pgbouncer] settings with loopback, a free port and trust (as tests/test_roles.py does).
+        As root it runs as `postgres` (pgbouncer refuses root), so its folder is world-readable."""
+        folder = self.work / "pgbouncer"
+        folder.mkdir()
+        folder.chmod(0o755)
+        self.work.chmod(0o711)  # `postgres` passes through to it; nothing else here is readable
+        port = free_port()
+        shipped = configparser.ConfigParser()
+        shipped.read(ROOT / "deploy" / "pgbouncer.ini")
+        ini = configparser.ConfigParser()
+        ini["databases"] = {"civic": f"host={HOST} port={self.args.pg_port} dbname=civic"}
+        ini["pgbouncer"] = {**shipped["pgbouncer"], "listen_addr": HOST, "listen_port": str(port),
+                            "unix_socket_dir": "", "auth_type": "trust", "auth_file": str(folder / "userlist.txt"),
+                            "admin_users": "civic",
+                            **({"server_login_retry": str(self.args.pgbouncer_login_retry)}
+                               if self.args.pgbouncer_login_retry is not None else {})}
+        (folder / "userlist.txt").write_text('"civic" ""\n')
+        with (folder / "pgbouncer.ini").open("w") as f:
+            ini.write(f)
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        self.service("pgbouncer", [binary, *(["-u", "postgres"] if os.getuid() == 0 else []),
+                                   str(folder / "pgbouncer.ini")]).start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or not self.services["pgbouncer"].alive():
+                    raise SystemExit(f"pgbouncer did not start; see {self.logs / 'pgbouncer.log'}") from None
+                time.sleep(0.1)
+        self.env.update(DATABASE_URL=f"postgis://civic@{HOST}:{port}/civic", DATABASE_POOLER="pgbouncer")
+
+    def nginx_retries(self) -> int:
+        """Requests nginx passed on to the other node after the first failed (passive health check)."""
+        access = self.work / "nginx" / "access.log"
+        if not access.exists():
+            return 0
+        return sum(1 for line in access.read_text().splitlines()
+                   if (m := re.search(r"upstream=(.*?) status=", line)) and "," in m.group(1))
+
+    def use_nodes(self, n: int) -> None:
+        """nginx sends to the first `n` web nodes (a graceful reload: old workers finish)."""
+        web2 = self.services["web-2"]
+        if n > 1 and not web2.alive():
+            web2.start()
+            wait_http(f"http://{HOST}:{self.web_ports[1]}/healthz", what="web-2")
         ndir = self.work / "nginx"
-        (ndir / "nginx.conf").write_text(nginx_conf(ndir, self.nginx_port, self.web_ports))
-        self.nginx.proc.send_signal(signal.SIGHUP)  # graceful reload: new workers, old ones finish
+        (ndir / "nginx.conf").write_text(nginx_conf(ndir, self.nginx_port, self.web_ports[:n]))
+        self.nginx.proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
-        self.event("web-2 added behind nginx")
+        self.event(f"nginx -> {', '.join(f'web-{i}' for i in range(1, n + 1))}")
 
     # load
 
@@ -370,6 +453,7 @@ class Run:
                 "-t", f"{seconds:.0f}s", "--stop-timeout", "60", "-H", f"http://{HOST}:{self.nginx_port}",
                 "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
         self.event(f"phase {phase}: {users} users for {seconds:.0f} s")
+        self.phase_t0[phase] = time.time()
         out = (self.logs / f"locust-{phase}.log").open("wb")
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -471,42 +555,53 @@ class Run:
                 unclassified += 1
                 failures.append(f"{report.service_request_id}: not classified (status {report.status}, "
                                 f"model {report.model_version!r})")
+        lags = sorted((r.classified_at - r.created_at).total_seconds() for found in rows.values() for r in found
+                      if r.classified_at)
         unseen = sum(len(v) for sha, v in rows.items() if sha not in accepted)
         counts = {"accepted": len(accepted), "reports": sum(len(v) for v in rows.values()),
                   "unclassified": unclassified, "missing_objects": missing_objects,
-                  "committed_but_unanswered": unseen, "orphan_files": self.orphan_files()}
+                  "committed_but_unanswered": unseen, "orphan_files": self.orphan_files(),
+                  "lag_p50": percentile(lags, 50), "lag_p95": percentile(lags, 95), "lag_max": max(lags, default=0)}
         return failures, counts
 
     def orphan_files(self) -> int:
-        """Photo files no report points to: left by an upload whose node was killed mid-write
-        (SIGKILL runs no rollback handler). Reported, not a failure: no report refers to them."""
+        """Photo objects no report points to: left by an upload whose node was killed between
+        writing its files and committing (SIGKILL runs no clean-up). Reported, not a failure:
+        nothing refers to them."""
+        from django.core.files.storage import storages
+
         from reports.models import Report
 
         names = set()
-        for a, b, c in Report.objects.values_list("photo_original", "photo_public", "photo_thumbnail"):
-            names.update((a, b, c))
-        count = 0
-        for root in (Path(self.env["MEDIA_ROOT"]), Path(self.env["PRIVATE_MEDIA_ROOT"])):
-            if root.exists():
-                count += sum(1 for p in root.rglob("*") if p.is_file() and str(p.relative_to(root)) not in names)
-        return count
+        for row in Report.objects.values_list("photo_original", "photo_public", "photo_thumbnail"):
+            names.update(row)
+        stored = set()
+        for alias in ("public", "private"):
+            storage = storages[alias]
+            if (bucket := getattr(storage, "bucket", None)) is not None:
+                stored.update(obj.key for obj in bucket.objects.all())
+            elif (root := Path(storage.location)).exists():
+                stored.update(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        return len(stored - names)
 
     def stop_all(self) -> None:
-        for name in ["nginx", "web-1", "web-2", "classify-1", "classify-2", "tasks-1"]:
+        for name in ["nginx", "web-1", "web-2", "classify-1", "classify-2", "tasks-1", "pgbouncer", "s3"]:
             if name in self.services:
                 self.services[name].stop()
 
 
 def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str], extra: dict) -> str:
     a = run.args
+    pooler = "PgBouncer (transaction mode) -> " if "pgbouncer" in run.services else ""
     lines = [f"## Multi-node run: {'PASS' if not failures else 'FAIL'}", "",
              f"machine: {platform.node()} · {os.cpu_count()} CPUs · load average at start {extra['load_start']}, "
              f"at end {extra['load_end']} · Python {platform.python_version()}",
              f"cluster: nginx -> {len(run.web_ports)} web nodes (gunicorn, {a.web_workers} worker(s) x 2 threads "
              f"each) · 2 classifier workers (queue {run.queues[0]}) · 1 task worker (queue {run.queues[1]}) · "
-             f"PostgreSQL {extra['pg']} · photos: {extra['storage']}",
-             f"load: locust, {a.users} users, no pause between requests; phases one node {a.phase_seconds:g} s, "
-             f"two nodes {a.phase_seconds:g} s, faults {a.fault_seconds:g} s; total run {extra['total_s']:.0f} s", ""]
+             f"{pooler}PostgreSQL {extra['pg']} · photos: {extra['storage']}",
+             f"load: locust, {a.users} users, no pause between requests; {a.rounds} rounds of one node then two "
+             f"nodes, {a.phase_seconds:g} s each, then faults {a.fault_seconds:g} s; whole run "
+             f"{extra['total_s']:.0f} s", ""]
     lines += ["| phase | requests | ok/s | uploads accepted/s | error rate |", "|---|---:|---:|---:|---:|"]
     for phase, s in phases.items():
         lines.append(f"| {phase} | {s['requests']:,} | {s['per_s']:.1f} | {s['uploads_accepted_per_s']:.2f} | "
@@ -514,7 +609,9 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
     one, two = phases.get("one-node"), phases.get("two-nodes")
     if one and two and one["per_s"]:
         lines += ["", f"two web nodes / one: {two['per_s'] / one['per_s']:.2f}x requests/s, "
-                      f"{two['uploads_accepted_per_s'] / max(one['uploads_accepted_per_s'], 1e-9):.2f}x uploads/s"]
+                      f"{two['uploads_accepted_per_s'] / max(one['uploads_accepted_per_s'], 1e-9):.2f}x uploads/s"
+                      + (f" (ok/s per round: one node {', '.join(f'{v:.1f}' for v in one['rounds_per_s'])}; "
+                         f"two nodes {', '.join(f'{v:.1f}' for v in two['rounds_per_s'])})" if one["rounds_per_s"] else "")]
     for phase, s in phases.items():
         lines += ["", f"{phase}: latency of successful requests (ms)", "",
                   "| request | requests | ok | ok/s | p50 | p95 | p99 |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -522,23 +619,43 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
             lines.append(f"| {name} | {t['requests']:,} | {t['ok']:,} | {t['per_s']:.1f} | {t['p50']:.0f} | "
                          f"{t['p95']:.0f} | {t['p99']:.0f} |")
         if s["errors"]:
-            lines.append("")
-            lines.append("errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(s["errors"].items())))
+            lines += ["", "errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(s["errors"].items())),
+                      "answered between: " + ", ".join(f"{status} {w[0]:.1f}-{w[1]:.1f} s"
+                                                       for status, w in sorted(s["windows"].items()))]
+    if "faults" in phases:
+        tl = phases["faults"]["timeline"]
+        lines += ["", "faults phase, requests started in each 10 s (ok / failed):", "",
+                  "| " + " | ".join(f"{b}-{b + 10} s" for b in tl) + " |", "|" + "---:|" * len(tl),
+                  "| " + " | ".join(f"{ok} / {bad}" for ok, bad in tl.values()) + " |"]
     lines += ["", "faults (seconds from the start of the faults phase):"]
-    t0 = extra["faults_t0"]
+    t0 = run.phase_t0.get("faults", 0)
     lines += [f"- {t - t0:5.1f} s  {what}" for t, what in run.events if t >= t0]
-    lines += ["", f"drain: every report classified {extra['drain_s']:.1f} s after the load stopped"
-              if not counts["unclassified"] else f"drain: gave up after {extra['drain_s']:.0f} s", "",
+    lines += ["", f"nginx passed {extra['nginx_retries']} request(s) on to the other node after the first failed",
+              f"classification: created to classified p50 {counts['lag_p50']:.1f} s, p95 {counts['lag_p95']:.1f} s, "
+              f"max {counts['lag_max']:.1f} s; "
+              + (f"queue drained {extra['drain_s']:.1f} s after the load stopped" if not counts["unclassified"]
+                 else f"gave up waiting after {extra['drain_s']:.0f} s"), "",
               f"accepted uploads: {counts['accepted']} · reports in the database for the photos sent: "
               f"{counts['reports']} · unclassified: {counts['unclassified']} · missing objects: "
               f"{counts['missing_objects']}",
               f"committed but the client saw no 2xx (its node was killed before answering; not lost, "
-              f"also checked): {counts['committed_but_unanswered']} · orphan photo files: {counts['orphan_files']}"]
+              f"checked too): {counts['committed_but_unanswered']} · orphan photo files: {counts['orphan_files']}"]
     if extra["samples"]:
         lines += ["", "error samples:"] + [f"- {s}" for s in extra["samples"]]
     if failures:
         lines += ["", f"FAIL: {len(failures)} problem(s)"] + [f"- {f}" for f in failures[:30]]
     return "\n".join(lines)
+
+
+def verdict_on_errors(phases: dict[str, dict]) -> list[str]:
+    """Only the faults phase may have errors, and only 502/503/504 or a dropped connection."""
+    failures = []
+    for name, s in phases.items():
+        for key, n in s["errors"].items():
+            status = int(key.split()[0]) if key.split()[0].isdigit() else 0
+            if not (name == "faults" and (status in EXPECTED_OUTAGE or status == 0)):
+                failures.append(f"{name}: {n} x {key}")
+    return failures
 
 
 def main() -> int:
@@ -548,7 +665,8 @@ def main() -> int:
     parser.add_argument("--pg-port", type=int, required=True)
     parser.add_argument("--users", type=int, default=8, help="concurrent locust users")
     parser.add_argument("--web-workers", type=int, default=1, help="gunicorn workers per web node (2 threads each)")
-    parser.add_argument("--phase-seconds", type=float, default=30, help="each throughput phase (one node, two)")
+    parser.add_argument("--phase-seconds", type=float, default=15, help="each round of a throughput phase")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of one node, then two, alternating")
     parser.add_argument("--fault-seconds", type=float, default=90, help="the phase with the kills and the restart")
     parser.add_argument("--fault-at", type=float, nargs=3, default=[15, 35, 55], metavar=("WEB", "CLASSIFY", "PG"),
                         help="seconds into the faults phase: kill web-1, kill classify-1, restart PostgreSQL")
@@ -556,6 +674,11 @@ def main() -> int:
     parser.add_argument("--pg-down", type=float, default=3, help="seconds PostgreSQL stays stopped")
     parser.add_argument("--drain-seconds", type=float, default=90, help="at most this long for the queue to drain")
     parser.add_argument("--photos", type=int, default=900, help="distinct photos written for the uploads")
+    parser.add_argument("--storage", choices=["s3", "local"], default="s3",
+                        help="photos in the S3 test server (default) or in local folders every process shares")
+    parser.add_argument("--no-pgbouncer", action="store_true", help="the roles connect to PostgreSQL directly")
+    parser.add_argument("--pgbouncer-login-retry", type=int, metavar="SECONDS",
+                        help="PgBouncer's server_login_retry (default: deploy/pgbouncer.ini's, else PgBouncer's 15 s)")
     parser.add_argument("--report", type=Path, help="also write the summary (markdown) and results (JSON) here")
     args = parser.parse_args()
 
@@ -575,43 +698,52 @@ def main() -> int:
         if exporter.wait(timeout=180) != 0:
             raise SystemExit(f"model export failed; see {run.logs / 'export.log'}")
         log("migrating, categories, API key, model")
-        run.prepare_database(args.work / "model-src")
+        run.prepare_database(args.work / "model-src")  # straight to PostgreSQL, as a deploy's migrate would
+        if args.storage == "s3":
+            run.start_s3()
+        if not args.no_pgbouncer:
+            run.start_pgbouncer()
         run.start_cluster()
-        run.event("cluster up: nginx -> web-1; classify-1, classify-2, tasks-1")
+        run.event("cluster up: nginx -> web-1; classify-1, classify-2, tasks-1"
+                  + (", PgBouncer" if not args.no_pgbouncer else "") + (", S3" if args.storage == "s3" else ""))
 
-        records: dict[str, list[dict]] = {}
-        records["one-node"] = run.load("one-node", args.phase_seconds)
-        run.add_second_node()
-        records["two-nodes"] = run.load("two-nodes", args.phase_seconds)
-        faults_t0 = time.time()
-        records["faults"] = run.load("faults", args.fault_seconds, faults=run.faults)
+        # One node against two, alternating rounds so a neighbour's load on the machine falls on both.
+        rounds: dict[str, list[tuple[list[dict], float]]] = {"one-node": [], "two-nodes": [], "faults": []}
+        for i in range(1, args.rounds + 1):
+            for phase, nodes in (("one-node", 1), ("two-nodes", 2)):
+                run.use_nodes(nodes)
+                name = f"{phase}-{i}"
+                rounds[phase].append((run.load(name, args.phase_seconds), run.phase_t0[name]))
+        rounds["faults"].append((run.load("faults", args.fault_seconds, faults=run.faults), run.phase_t0["faults"]))
         log("load stopped; waiting for the workers to drain the queue")
-        all_records = [r for rs in records.values() for r in rs]
-        uploads = [r for r in all_records if "upload" in r]
+        all_records = [r for rs in rounds.values() for records, _ in rs for r in records]
         drain_s = run.drain()
-        failures, counts = run.check(uploads, hashes)
-        phases = {name: phase_stats(rs) for name, rs in records.items()}
-        for name, s in phases.items():
-            for key, n in s["errors"].items():
-                status = int(key.split()[0]) if key.split()[0].isdigit() else 0
-                expected = name == "faults" and (status in EXPECTED_OUTAGE or status == 0)
-                if not expected:
-                    failures.append(f"{name}: {n} x {key}")
+        failures, counts = run.check([r for r in all_records if "upload" in r], hashes)
+        phases = {name: phase_stats(rs) for name, rs in rounds.items()}
+        failures += verdict_on_errors(phases)
         from django.db import connection
 
         with connection.cursor() as cur:
             cur.execute("SHOW server_version")
             pg = cur.fetchone()[0].split()[0]
         extra = {"load_start": load_start, "load_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-                 "total_s": time.time() - started, "drain_s": drain_s, "faults_t0": faults_t0, "pg": pg,
-                 "storage": "local folders", "samples": error_samples(all_records)}
+                 "total_s": time.time() - started, "drain_s": drain_s, "pg": pg,
+                 "storage": "S3 test server (tests/s3server.py), two buckets" if args.storage == "s3"
+                 else "local folders",
+                 "nginx_retries": run.nginx_retries(), "samples": error_samples(all_records)}
         text = report(run, phases, counts, failures, extra)
         print("\n" + text, flush=True)
         if args.report:
             args.report.mkdir(parents=True, exist_ok=True)
             (args.report / "cluster-report.md").write_text(text + "\n")
+            results = args.report / "results"  # every request of the run, one JSON line each (a few hundred kB)
+            shutil.rmtree(results, ignore_errors=True)
+            results.mkdir()
+            for f in args.work.glob("results-*.jsonl"):
+                shutil.copy(f, results / f.name)
             (args.report / "cluster-report.json").write_text(json.dumps(
-                {"phases": phases, "counts": counts, "failures": failures, "events": run.events, **extra}, indent=1))
+                {"phases": phases, "counts": counts, "failures": failures, "events": run.events,
+                 "phase_t0": run.phase_t0, **extra}, indent=1))
         return 1 if failures else 0
     finally:
         run.stop_all()
