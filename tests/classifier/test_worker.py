@@ -155,6 +155,19 @@ def test_healthz_gives_the_same_answer_whether_or_not_this_process_loaded_the_br
 
 
 @pytest.mark.django_db
+def test_a_web_node_that_never_classifies_learns_of_broken_model_files_from_the_classifier_worker(
+        settings, client, model_dir, model_root):
+    settings.CLASSIFY_INLINE = False  # the web role: neither ONNX Runtime nor the model's files
+    model_activate(version=model_register(source_dir=model_dir("v1")).version)
+    (model_root / "v1" / "model.onnx").write_bytes(b"garbage")
+    heartbeat_write(worker_id="mail", backend="default", started_at=timezone.now())  # a task worker
+    assert client.get("/healthz").json()["classifier"] == "ok"  # nobody who classifies has looked yet
+    heartbeat_write(worker_id="gpu-1", backend="default", started_at=timezone.now(), classifies=True)
+    body = client.get("/healthz").json()
+    assert body["classifier"] == "degraded" and "sha256" in body["error"]
+
+
+@pytest.mark.django_db
 def test_healthz_is_degraded_while_no_worker_has_been_seen(settings, client):
     settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
     body = client.get("/healthz").json()
