@@ -1,7 +1,8 @@
 """gunicorn settings for the web process (`gunicorn -c deploy/gunicorn.conf.py config.wsgi`).
 
 Models load lazily in each worker after the fork (see classifier/registry.py),
-so preload_app is safe and saves memory.
+so preload_app is safe and saves memory; on the web role (CLASSIFY_INLINE=false)
+they never load at all, nor is ONNX Runtime imported (tests/test_roles.py).
 """
 import multiprocessing
 import os
