@@ -21,6 +21,7 @@ from reports.models import Category, Report, ReportEvent
 from reports.routing import route, spot_check_drawn
 from reports.assignment import assign_team
 from reports.services import record_event, report_transition
+from reports.storage import delete_files
 from reports.workflow import By
 
 from . import registry
@@ -283,7 +284,7 @@ def training_example_create(*, photo: bytes, label: str, source: str = TrainingE
             example.photo.save(f"training/{info.sha256[:2]}/{info.sha256}.jpg", ContentFile(data), save=False)
             example.save()
     except BaseException:
-        if example.photo.name:
-            example.photo.storage.delete(example.photo.name)
+        if example.photo.name:  # an object storage that just refused may refuse this too
+            delete_files([(example.photo.storage, example.photo.name)])
         raise
     return ExampleIntake(example=example, created=True)
