@@ -253,6 +253,9 @@ class WorkerHeartbeat(models.Model):
 
     worker_id = models.CharField(max_length=64, unique=True)
     backend = models.CharField(max_length=32)  # settings.TASKS alias the worker serves
+    # Queues of that backend it takes tasks from ("*" resolved to the backend's QUEUES), so /healthz
+    # can tell a classifier worker ("classify") from a task worker ("default").
+    queues = models.JSONField(default=list, blank=True)
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
