@@ -16,6 +16,9 @@ class ModelVersion(models.Model):
     version = models.CharField(max_length=64, unique=True)
     path = models.CharField(max_length=255)  # directory, relative to settings.MODEL_ROOT
     sha256 = models.CharField(max_length=64)  # of model.onnx
+    # Every file of the directory as registered, relative path -> sha256: what a machine that
+    # fetches it from object storage (MODEL_STORAGE=s3, classifier.model_files) verifies.
+    files = models.JSONField(default=dict, blank=True)
     classes = models.JSONField()  # class slugs in output order
     metrics = models.JSONField(default=dict, blank=True)  # holdout metrics from training/retrain
     metadata = models.JSONField(default=dict, blank=True)  # metadata.json as registered
