@@ -1,13 +1,17 @@
 """Staff console at scale: 100,000 generated reports, server time per page, query plans.
 
     DATABASE_URL=postgis://civic@127.0.0.1:54339/civic_console_bench \\
-        .venv/bin/python benchmarks/console_bench.py [--reports 100000] [--runs 20] [--explain]
+        .venv/bin/python benchmarks/console_bench.py [--reports 100000] [--runs 20] [--explain] \\
+        [--baseline-selectors COMMIT]
 
 Uses its own database (created if missing; the name must contain "bench" so the
 shared dev database is never filled). Reports are inserted by one INSERT ...
 SELECT over generate_series; every photo field points at one placeholder file.
 Times are measured in-process around Django's test client (middleware, views,
 queries and template rendering; no network), median of --runs after 2 warm-ups.
+--baseline-selectors COMMIT also times every page with console/selectors.py as at COMMIT
+(read with `git show`, the views pointed at it), request by request beside the current one,
+so a busy machine slows both alike; the schema must be the same at COMMIT.
 """
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+import types
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -130,6 +137,53 @@ def time_get(client, url: str, runs: int) -> tuple[float, int, int]:
     return statistics.median(times), len(response.content), len(ctx.captured_queries)
 
 
+def selectors_at(commit: str) -> types.ModuleType:
+    """console/selectors.py at `commit`, imported as a sibling of the current one."""
+    source = subprocess.run(["git", "show", f"{commit}:console/selectors.py"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout
+    module = types.ModuleType("console.selectors_baseline")
+    module.__package__ = "console"
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{commit}:console/selectors.py", "exec"), module.__dict__)
+    return module
+
+
+@contextmanager
+def selectors_swapped(module: types.ModuleType | None):
+    """The console's views call `module` (None: the current selectors) for the requests inside."""
+    from console import views
+
+    current = views.selectors
+    views.selectors = module or current
+    try:
+        yield
+    finally:
+        views.selectors = current
+
+
+def time_pair(client, url: str, runs: int, baseline: types.ModuleType) -> tuple[tuple, tuple]:
+    """time_get's answer for the current selectors and for `baseline`, alternating request by request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times: dict[str, list[float]] = {"now": [], "before": []}
+    result = {}
+    for n in range(runs + 2):  # two warm-ups each
+        for which, module in (("now", None), ("before", baseline)):
+            with selectors_swapped(module):
+                started = time.perf_counter()
+                response = client.get(url)
+                elapsed = (time.perf_counter() - started) * 1000
+                assert response.status_code == 200, (url, which, response.status_code, response.content[:500])
+                if n >= 2:
+                    times[which].append(elapsed)
+                if n == runs + 1:
+                    with CaptureQueriesContext(connection) as ctx:
+                        client.get(url)
+                    result[which] = (len(response.content), len(ctx.captured_queries))
+    return tuple((statistics.median(times[w]), *result[w]) for w in ("now", "before"))
+
+
 def explain(client, url: str, min_ms: float = 0.0) -> list[str]:
     """EXPLAIN ANALYZE of every SELECT on reports_report that one request runs."""
     from django.db import connection
@@ -155,6 +209,8 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=100_000, help="reports to generate (total)")
     parser.add_argument("--runs", type=int, default=20, help="timed requests per page")
     parser.add_argument("--explain", action="store_true", help="print query plans")
+    parser.add_argument("--baseline-selectors", metavar="COMMIT",
+                        help="also time each page with console/selectors.py as at COMMIT, interleaved")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
@@ -214,11 +270,19 @@ def main() -> None:
     print(f"reports: {total:,} (generated {seconds:.1f} s this run) · runs per page: {args.runs}")
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()}")
     print()
-    print("| page | median ms | queries | bytes |")
-    print("|---|---:|---:|---:|")
-    for name, page_url in pages.items():
-        median, size, queries = time_get(client, page_url, args.runs)
-        print(f"| {name} | {median:.1f} | {queries} | {size:,} |", flush=True)
+    if args.baseline_selectors:
+        baseline = selectors_at(args.baseline_selectors)
+        print(f"| page | median ms | queries | bytes | {args.baseline_selectors}: median ms | queries |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, page_url in pages.items():
+            (median, size, queries), (b_median, _, b_queries) = time_pair(client, page_url, args.runs, baseline)
+            print(f"| {name} | {median:.1f} | {queries} | {size:,} | {b_median:.1f} | {b_queries} |", flush=True)
+    else:
+        print("| page | median ms | queries | bytes |")
+        print("|---|---:|---:|---:|")
+        for name, page_url in pages.items():
+            median, size, queries = time_get(client, page_url, args.runs)
+            print(f"| {name} | {median:.1f} | {queries} | {size:,} |", flush=True)
     if args.explain:
         for name in ("queue (default: needs review, least confident first)",
                      "queue counts (htmx fragment: per status, per flag)",

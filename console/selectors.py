@@ -315,9 +315,10 @@ def _status_selected(status: str, wanted: str) -> bool:
 
 def console_report(reference: str) -> Report | None:
     """The report page's report: categories and teams from _small_tables rather than joined
-    (thirteen relations planned in about 50 ms on a busy machine, for a one-row look-up)."""
-    report = (Report.objects.select_related("verified_by", "duplicate_of", "assignment__assignee", "spot_check",
-                                            "routing_rule__area")
+    (fourteen joins planned in about 50 ms on a busy machine, for a one-row look-up), and the
+    original of a duplicate read by its key when there is one (a self-join of the big table
+    costs the planner more than that query)."""
+    report = (Report.objects.select_related("verified_by", "assignment__assignee", "spot_check", "routing_rule__area")
               .defer("routing_rule__area__geometry")  # the rule's name is enough here
               .filter(service_request_id=reference.upper()).first())
     if report is not None:

@@ -109,6 +109,15 @@ def test_console_bench():
     assert out.strip()
 
 
+def test_console_bench_with_baseline_selectors():
+    """Each page timed beside console/selectors.py as at a commit (HEAD here, so it always exists)."""
+    url = urlsplit(os.environ.get("DATABASE_URL", "postgis://civic@127.0.0.1:54339/civic"))
+    bench_url = urlunsplit(url._replace(path=f"{url.path.rstrip('/')}_smoke_bench"))
+    out = run("console_bench.py", "--reports", 200, "--runs", 1, "--baseline-selectors", "HEAD",
+              env={"DATABASE_URL": bench_url})
+    assert "| HEAD: median ms | queries |" in out and "| queue (default: needs review, least confident first) |" in out
+
+
 def test_performance_bench_with_its_baseline():
     """The performance page's bench, its baseline (the page at BASELINE_COMMIT) beside it."""
     url = urlsplit(os.environ.get("DATABASE_URL", "postgis://civic@127.0.0.1:54339/civic"))
