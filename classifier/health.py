@@ -14,12 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 from django_tasks import task_backends
 from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from .models import AutoTriageSwitchOff, ModelVersion, WorkerHeartbeat
 from .services import has_ever_had_a_model
+from .tasks import CLASSIFY_QUEUE
 
 _digests: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: rehash only a file that changed
 
@@ -93,14 +96,40 @@ def _providers() -> list[str]:
     return device_providers(settings.CLASSIFIER.get("DEVICE", "auto"))
 
 
+# The role that serves each queue of the default task backend (README "Topology"), for /healthz.
+ROLE_OF_QUEUE = {"classify": "classifier", "default": "task"}
+
+
 def worker_health() -> dict:
-    """With a database task queue: when a classification worker was last seen. Inline task
-    backends (the demo) have no worker to wait for: `queue` says which it is."""
+    """With a database task queue: per role, how many of its workers are alive (a heartbeat within
+    HEALTH_MAX_WORKER_SILENCE_SECONDS from a worker serving its queue), when one was last seen and
+    how many tasks wait on its queue. A role is "not_seen" when no live worker serves its queue
+    and the queue has tasks to run: some are waiting, or this configuration sends work there
+    ("default" always; "classify" unless CLASSIFY_INLINE), so a live task worker no longer hides
+    a missing classifier worker. Inline task backends (the demo) have no worker to wait for:
+    `task_queue` says which it is."""
     backend = task_backends["default"]
     if not isinstance(backend, DatabaseBackend):
         return {"task_queue": "inline"}
-    last = (WorkerHeartbeat.objects.filter(backend=backend.alias).order_by("-last_seen_at")
-            .values_list("last_seen_at", flat=True).first())
-    seen = None if last is None else round((timezone.now() - last).total_seconds(), 1)
-    alive = seen is not None and seen <= settings.HEALTH_MAX_WORKER_SILENCE_SECONDS
-    return {"task_queue": "database", "worker": "ok" if alive else "not_seen", "worker_last_seen_s": seen}
+    now = timezone.now()
+    silence = settings.HEALTH_MAX_WORKER_SILENCE_SECONDS
+    beats = list(WorkerHeartbeat.objects.filter(backend=backend.alias).values_list("last_seen_at", "queues"))
+    waiting = dict(DBTaskResult.objects.ready().filter(backend_name=backend.alias).order_by()
+                   .values_list("queue_name").annotate(n=Count("id")))
+    expected = {"default"} | (set() if settings.CLASSIFY_INLINE else {CLASSIFY_QUEUE})
+
+    def age(seen) -> float | None:
+        return None if seen is None else round((now - seen).total_seconds(), 1)
+
+    roles = {}
+    for queue in sorted(backend.queues):
+        seen = [at for at, queues in beats if queue in queues]
+        alive = sum(1 for at in seen if (now - at).total_seconds() <= silence)
+        needed = queue in expected or waiting.get(queue, 0) > 0
+        roles[ROLE_OF_QUEUE.get(queue, queue)] = {
+            "queue": queue, "status": "ok" if alive else ("not_seen" if needed else "idle"),
+            "workers_alive": alive, "last_seen_s": age(max(seen, default=None)),
+            "tasks_waiting": waiting.get(queue, 0)}
+    missing = any(role["status"] == "not_seen" for role in roles.values())
+    return {"task_queue": "database", "worker": "not_seen" if missing else "ok",
+            "worker_last_seen_s": age(max((at for at, _ in beats), default=None)), "workers": roles}

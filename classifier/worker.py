@@ -7,9 +7,10 @@ report whose task is lost waits pending until someone classifies it by hand.
 the same worker with a `Heartbeat` thread beside it that, every
 WORKER_HEARTBEAT_SECONDS:
 
-- writes this worker's `WorkerHeartbeat` row (and the model its process serves; on the
-  classifier worker, the one serving "classify", also whether the active model's files are
-  sound: /healthz on a web node that never classifies reads that instead of the files);
+- writes this worker's `WorkerHeartbeat` row: the queues it serves (so /healthz can say whether
+  a classifier worker and a task worker are alive, not merely some worker), the model its
+  process serves and, on the classifier worker (the one serving "classify"), whether the active
+  model's files are sound: /healthz on a web node that never classifies reads that instead;
 - puts back on the queue the RUNNING tasks of workers silent for WORKER_LEASE_SECONDS
   (tasks here are idempotent: classifying a report twice classifies it once);
 - on the classification queue, loads a newly activated model at once (not at the next photo)
@@ -28,11 +29,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django_tasks import task_backends
 from django_tasks_db.models import DBTaskResult
 
 from . import registry
@@ -43,14 +46,34 @@ RUNNING, READY = "RUNNING", "READY"
 FORGET_AFTER = timedelta(days=7)  # heartbeat rows of workers gone this long are deleted
 
 
-def heartbeat_write(*, worker_id: str, backend: str, started_at, classifies: bool = False) -> None:
-    """`classifies`: this is a classifier worker, so it also vouches for the active model's files."""
+def served_queues(*, backend: str, queue_names: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
+    """The queues a worker started with `--queue-name`/`--exclude-queues` takes tasks from:
+    "*" is every queue the backend's settings name (QUEUES), less the excluded ones."""
+    names = set(queue_names)
+    if "*" in names:
+        names = set(task_backends[backend].queues) - set(excluded)
+    return sorted(names)
+
+
+def serves_classification(*, backend: str, queues: Iterable[str]) -> bool:
+    """Whether a worker serving these queues is a classifier worker (it runs classify tasks)."""
+    from .tasks import CLASSIFY_QUEUE, classify_report
+
+    return backend == classify_report.backend and CLASSIFY_QUEUE in queues
+
+
+def heartbeat_write(*, worker_id: str, backend: str, started_at, queues: Iterable[str] = ()) -> None:
+    """`queues`: those of `backend` the worker serves (resolved by `served_queues`). A classifier
+    worker also vouches for the active model's files."""
+    queues = sorted(queues)
     state = registry.status()
-    error = state["error"] or (classifies and _active_model_files_error()) or ""
+    error = state["error"] or (serves_classification(backend=backend, queues=queues)
+                               and _active_model_files_error()) or ""
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(worker_id=worker_id, defaults={
-        "backend": backend, "hostname": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at,
-        "last_seen_at": now, "serving_model": state["loaded_version"] or "", "model_error": error})
+        "backend": backend, "queues": queues, "hostname": socket.gethostname()[:255], "pid": os.getpid(),
+        "started_at": started_at, "last_seen_at": now, "serving_model": state["loaded_version"] or "",
+        "model_error": error})
     WorkerHeartbeat.objects.filter(last_seen_at__lt=now - FORGET_AFTER).delete()
 
 
@@ -114,9 +137,10 @@ class Heartbeat(threading.Thread):
     """The worker's background thread: heartbeat, lease and catch-up (see the module docstring).
     A database outage only makes it log and try again at the next beat."""
 
-    def __init__(self, *, worker_id: str, backend: str, catch_up: bool) -> None:
+    def __init__(self, *, worker_id: str, backend: str, queues: list[str]) -> None:
         super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
-        self.worker_id, self.backend, self.catch_up = worker_id, backend, catch_up
+        self.worker_id, self.backend, self.queues = worker_id, backend, queues
+        self.catch_up = serves_classification(backend=backend, queues=queues)  # the classifier worker
         self.started_at = timezone.now()
         self._stop_event = threading.Event()
         self._last_catch_up = 0.0
@@ -133,7 +157,7 @@ class Heartbeat(threading.Thread):
             if self.catch_up:  # the classifier worker: pick up a newly activated model now
                 registry.active_classifier()
             heartbeat_write(worker_id=self.worker_id, backend=self.backend, started_at=self.started_at,
-                            classifies=self.catch_up)
+                            queues=self.queues)
             requeue_stale_tasks()
             due = time.monotonic() - self._last_catch_up >= settings.WORKER_CATCHUP_SECONDS
             if self.catch_up and due:

@@ -50,8 +50,11 @@ def health() -> tuple[dict, int]:
     if body["oldest_pending_s"] is not None and body["oldest_pending_s"] > settings.HEALTH_MAX_PENDING_AGE_SECONDS:
         reasons.append(f"a report has waited {body['oldest_pending_s']:.0f} s to be classified "
                        f"(limit {settings.HEALTH_MAX_PENDING_AGE_SECONDS:.0f} s)")
-    if body.get("worker") == "not_seen":
-        reasons.append(f"no task worker seen for {settings.HEALTH_MAX_WORKER_SILENCE_SECONDS:.0f} s")
+    for role, workers in body.get("workers", {}).items():
+        if workers["status"] == "not_seen":
+            reasons.append(f"no {role} worker (queue {workers['queue']}) seen for "
+                           f"{settings.HEALTH_MAX_WORKER_SILENCE_SECONDS:.0f} s; "
+                           f"{workers['tasks_waiting']} task(s) waiting")
     if body.get("storage", "ok") != "ok":
         reasons.append(f"storage: {body['storage']}")
     if reasons:

@@ -318,7 +318,8 @@ WORKER_CATCHUP_SECONDS = env.float("WORKER_CATCHUP_SECONDS", default=60.0)  # se
 PENDING_CATCHUP_AFTER_SECONDS = env.float("PENDING_CATCHUP_AFTER_SECONDS", default=60.0)  # seconds
 WORKER_RECONNECT_MAX_SECONDS = env.float("WORKER_RECONNECT_MAX_SECONDS", default=30.0)  # backoff cap, seconds
 # /healthz (config/health.py) says "degraded" when the oldest pending report is older than this,
-# or, with a database task queue, when no worker has been seen for HEALTH_MAX_WORKER_SILENCE_SECONDS.
+# or, with a database task queue, when no worker serving a queue with work to do (the classifier
+# workers' "classify", the task workers' "default") has been seen for HEALTH_MAX_WORKER_SILENCE_SECONDS.
 HEALTH_MAX_PENDING_AGE_SECONDS = env.float("HEALTH_MAX_PENDING_AGE_SECONDS", default=300.0)  # seconds
 HEALTH_MAX_WORKER_SILENCE_SECONDS = env.float("HEALTH_MAX_WORKER_SILENCE_SECONDS", default=120.0)  # seconds
 

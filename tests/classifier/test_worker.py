@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from classifier.models import WorkerHeartbeat
 from classifier.services import model_activate, model_register
-from classifier.worker import heartbeat_write
+from classifier.worker import heartbeat_write, served_queues
 from config.health import health
 from reports import services
 from reports.models import Report
@@ -65,14 +65,14 @@ def worker_db_url() -> str:
 @pytest.fixture
 def start_worker(media_dirs, model_root, tmp_path):
     """Start the classifier worker, `manage.py run_worker --queue-name classify` (settings:
-    tests.worker_settings), with the test's folders."""
+    tests.worker_settings), with the test's folders; `queue="default"` starts a task worker."""
     started = []
 
-    def start(*, database_url: str, **env):
+    def start(*, database_url: str, queue: str = "classify", **env):
         public, private = media_dirs
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker", "--queue-name", "classify", "--no-startup-delay",
+            [sys.executable, "manage.py", "run_worker", "--queue-name", queue, "--no-startup-delay",
              "--interval", "0.1"], cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": database_url,
@@ -132,6 +132,7 @@ def test_reports_waiting_for_a_broken_model_are_classified_once_the_file_is_back
     onnx.write_bytes(good)  # restored: nobody runs classify_pending
     wait_for(lambda: status_of(report) != Report.Status.PENDING, what=f"the catch-up ({proc.log_path})")
     assert Report.objects.get(pk=report.pk).model_version == "v1"
+    heartbeat_write(worker_id="mail", backend="default", started_at=timezone.now(), queues=["default"])  # task worker
     wait_for(lambda: health()[0]["status"] == "ok", what="/healthz to turn ok")
 
 
@@ -160,9 +161,9 @@ def test_a_web_node_that_never_classifies_learns_of_broken_model_files_from_the_
     settings.CLASSIFY_INLINE = False  # the web role: neither ONNX Runtime nor the model's files
     model_activate(version=model_register(source_dir=model_dir("v1")).version)
     (model_root / "v1" / "model.onnx").write_bytes(b"garbage")
-    heartbeat_write(worker_id="mail", backend="default", started_at=timezone.now())  # a task worker
+    heartbeat_write(worker_id="mail", backend="default", started_at=timezone.now(), queues=["default"])  # a task worker
     assert client.get("/healthz").json()["classifier"] == "ok"  # nobody who classifies has looked yet
-    heartbeat_write(worker_id="gpu-1", backend="default", started_at=timezone.now(), classifies=True)
+    heartbeat_write(worker_id="gpu-1", backend="default", started_at=timezone.now(), queues=["classify"])
     body = client.get("/healthz").json()
     assert body["classifier"] == "degraded" and "sha256" in body["error"]
 
@@ -173,9 +174,72 @@ def test_healthz_is_degraded_while_no_worker_has_been_seen(settings, client):
     body = client.get("/healthz").json()
     assert body["status"] == "degraded" and body["worker"] == "not_seen"
     assert any("worker" in why for why in body["degraded_because"])
-    heartbeat_write(worker_id="w1", backend="default", started_at=timezone.now())
+    heartbeat_write(worker_id="w1", backend="default", started_at=timezone.now(),
+                    queues=served_queues(backend="default", queue_names=["*"]))  # `run_worker --queue-name '*'`
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["worker"] == "ok" and body["worker_last_seen_s"] < 5
+    assert body["workers"]["classifier"]["workers_alive"] == body["workers"]["task"]["workers_alive"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_wants_a_live_classifier_worker_not_just_any_worker(settings, client, start_worker):
+    """CLASSIFY_INLINE=false: a live task worker alone is degraded (photos would wait for ever),
+    told apart by the queues the real workers' heartbeat rows say they serve."""
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
+    start_worker(database_url=worker_db_url(), queue="default")
+    task_worker = wait_for(lambda: WorkerHeartbeat.objects.first(), what="the task worker's heartbeat")
+    assert task_worker.queues == ["default"]
+    body, status = health()
+    assert body["status"] == "degraded" and body["worker"] == "not_seen"
+    assert body["workers"]["task"] == {"queue": "default", "status": "ok", "workers_alive": 1,
+                                       "last_seen_s": body["workers"]["task"]["last_seen_s"], "tasks_waiting": 0}
+    assert body["workers"]["classifier"]["status"] == "not_seen"
+    assert body["workers"]["classifier"]["last_seen_s"] is None
+    assert body["degraded_because"] == ["no classifier worker (queue classify) seen for 120 s; 0 task(s) waiting"]
+
+    start_worker(database_url=worker_db_url(), queue="classify")
+    classifier = wait_for(lambda: WorkerHeartbeat.objects.filter(queues=["classify"]).first(),
+                          what="the classifier worker's heartbeat")
+    body, _ = health()
+    assert body["status"] == "ok" and body["worker"] == "ok", body
+    assert body["workers"]["classifier"]["workers_alive"] == body["workers"]["task"]["workers_alive"] == 1
+
+    # Killed: its row stays, but goes silent.
+    WorkerHeartbeat.objects.filter(pk=classifier.pk).update(last_seen_at=timezone.now() - timedelta(minutes=5))
+    body, _ = health()
+    assert body["workers"]["classifier"]["status"] == "not_seen"
+    assert body["workers"]["classifier"]["last_seen_s"] >= 300
+    assert body["status"] == "degraded"
+
+
+@pytest.mark.django_db
+def test_an_inline_classifier_needs_no_classifier_worker_until_classify_tasks_wait(settings, client):
+    from classifier.tasks import catch_up_task
+
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, True  # a one-box install with a task worker
+    heartbeat_write(worker_id="mail", backend="default", started_at=timezone.now(), queues=["default"])
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["workers"]["classifier"]["status"] == "idle"
+    catch_up_task.enqueue()  # something queued classification after all: nobody will run it
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded" and body["workers"]["classifier"]["status"] == "not_seen"
+    assert body["degraded_because"] == ["no classifier worker (queue classify) seen for 120 s; 1 task(s) waiting"]
+
+
+@pytest.mark.django_db
+def test_a_classifier_worker_alone_leaves_the_task_queue_unserved(settings, client):
+    settings.TASKS, settings.CLASSIFY_INLINE = DB_QUEUE, False
+    heartbeat_write(worker_id="gpu-1", backend="default", started_at=timezone.now(), queues=["classify"])
+    heartbeat_write(worker_id="trainer", backend="training", started_at=timezone.now(), queues=["default"])
+    body = client.get("/healthz").json()  # the training worker's "default" is another backend's queue
+    assert body["workers"]["task"]["status"] == "not_seen" and body["workers"]["classifier"]["status"] == "ok"
+    assert any("no task worker (queue default)" in why for why in body["degraded_because"])
+
+
+def test_a_worker_on_every_queue_serves_those_the_settings_name_less_the_excluded():
+    assert served_queues(backend="default", queue_names=["classify"]) == ["classify"]
+    assert served_queues(backend="default", queue_names=["*"]) == ["classify", "default"]
+    assert served_queues(backend="default", queue_names=["*"], excluded=["classify"]) == ["default"]
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django_tasks_db.management.commands import db_worker
 
-from classifier.worker import Heartbeat, heartbeat_write, requeue_own_tasks
+from classifier.worker import Heartbeat, heartbeat_write, requeue_own_tasks, served_queues
 
 logger = logging.getLogger("classifier.worker")
 
@@ -33,7 +33,7 @@ class Worker(db_worker.Worker):
         while self.running:
             try:
                 heartbeat_write(worker_id=self.worker_id, backend=self.backend_name,
-                                started_at=self.heartbeat.started_at, classifies=self.heartbeat.catch_up)
+                                started_at=self.heartbeat.started_at, queues=self.heartbeat.queues)
                 if requeued := requeue_own_tasks(worker_id=self.worker_id):
                     logger.warning("re-queued %d task(s) this worker lost with the database", requeued)
                 delay = 1.0  # connected again
@@ -55,17 +55,14 @@ class Command(db_worker.Command):
 
     def handle(self, *, verbosity, queue_name, interval, batch, backend_name, startup_delay, reload, max_tasks,
                worker_id, exclude_queues, **options):
-        from classifier.tasks import catch_up_task
-
         self.configure_logging(verbosity)
         queue_names = queue_name.split(",")
+        excluded = exclude_queues.split(",") if exclude_queues else []
         heartbeat = Heartbeat(worker_id=worker_id, backend=backend_name,
-                              catch_up=backend_name == catch_up_task.backend
-                              and catch_up_task.queue_name in queue_names + ["*"])
+                              queues=served_queues(backend=backend_name, queue_names=queue_names, excluded=excluded))
         worker = Worker(heartbeat=heartbeat, queue_names=queue_names, interval=interval, batch=batch,
                         backend_name=backend_name, startup_delay=startup_delay, max_tasks=max_tasks,
-                        worker_id=worker_id,
-                        excluded_queue_names=exclude_queues.split(",") if exclude_queues else [])
+                        worker_id=worker_id, excluded_queue_names=excluded)
         worker.configure_signals()
         try:
             worker.run()
