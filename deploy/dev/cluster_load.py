@@ -353,7 +353,7 @@ class Run:
 
         call_command("migrate", verbosity=0)
         call_command("createcachetable", verbosity=0)
-        call_command("seed_categories", verbosity=0)
+        call_command("seed_categories", stdout=io.StringIO())
         key_row, self.api_key = api_key_create(name="cluster load")
         # One client sending hundreds of reports: its key's quota must not be what is measured.
         ApiKey.objects.filter(pk=key_row.pk).update(reports_per_hour=1_000_000)
@@ -421,6 +421,17 @@ class Run:
                     raise SystemExit(f"pgbouncer did not start; see {self.logs / 'pgbouncer.log'}") from None
                 time.sleep(0.1)
         self.env.update(DATABASE_URL=f"postgis://civic@{HOST}:{port}/civic", DATABASE_POOLER="pgbouncer")
+
+    def requeued_tasks(self) -> int:
+        """Tasks put back on the queue (classifier.worker logs each): those of a worker silent for
+        the lease (the killed classifier worker's), and those a worker lost with the database."""
+        total = 0
+        for log_file in self.logs.glob("*.log"):
+            if log_file.name.startswith(("classify-", "tasks-")):
+                text = log_file.read_text(errors="replace")
+                total += len(re.findall(r"task \S+ of silent worker \S+ re-queued", text))
+                total += sum(int(n) for n in re.findall(r"re-queued (\d+) task\(s\) this worker lost", text))
+        return total
 
     def nginx_retries(self) -> int:
         """Requests nginx passed on to the other node after the first failed (passive health check)."""
@@ -558,16 +569,22 @@ class Run:
         lags = sorted((r.classified_at - r.created_at).total_seconds() for found in rows.values() for r in found
                       if r.classified_at)
         unseen = sum(len(v) for sha, v in rows.items() if sha not in accepted)
+        attempts: dict[str, int] = {}
+        for u in uploads:
+            attempts[u["upload"]] = attempts.get(u["upload"], 0) + 1
         counts = {"accepted": len(accepted), "reports": sum(len(v) for v in rows.values()),
                   "unclassified": unclassified, "missing_objects": missing_objects,
                   "committed_but_unanswered": unseen, "orphan_files": self.orphan_files(),
+                  "resent": sum(n - 1 for n in attempts.values()),
+                  "resent_already_reported": sum(1 for u in uploads if u["status"] == 200),
                   "lag_p50": percentile(lags, 50), "lag_p95": percentile(lags, 95), "lag_max": max(lags, default=0)}
         return failures, counts
 
-    def orphan_files(self) -> int:
-        """Photo objects no report points to: left by an upload whose node was killed between
-        writing its files and committing (SIGKILL runs no clean-up). Reported, not a failure:
-        nothing refers to them."""
+    def orphan_files(self) -> list[tuple[str, float]]:
+        """Photo objects no report points to, with when each was written: left by an upload whose
+        node was killed between writing its files and committing (SIGKILL runs no clean-up).
+        Reported with the time, so one written at any other moment (a failed upload whose
+        clean-up did not run) stands out; not a failure: nothing refers to them."""
         from django.core.files.storage import storages
 
         from reports.models import Report
@@ -575,14 +592,14 @@ class Run:
         names = set()
         for row in Report.objects.values_list("photo_original", "photo_public", "photo_thumbnail"):
             names.update(row)
-        stored = set()
+        stored: dict[str, float] = {}
         for alias in ("public", "private"):
             storage = storages[alias]
             if (bucket := getattr(storage, "bucket", None)) is not None:
-                stored.update(obj.key for obj in bucket.objects.all())
+                stored.update((o.key, o.last_modified.timestamp()) for o in bucket.objects.all())
             elif (root := Path(storage.location)).exists():
-                stored.update(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        return len(stored - names)
+                stored.update((str(f.relative_to(root)), f.stat().st_mtime) for f in root.rglob("*") if f.is_file())
+        return sorted(((name, t) for name, t in stored.items() if name not in names), key=lambda o: o[1])
 
     def stop_all(self) -> None:
         for name in ["nginx", "web-1", "web-2", "classify-1", "classify-2", "tasks-1", "pgbouncer", "s3"]:
@@ -630,7 +647,8 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
     lines += ["", "faults (seconds from the start of the faults phase):"]
     t0 = run.phase_t0.get("faults", 0)
     lines += [f"- {t - t0:5.1f} s  {what}" for t, what in run.events if t >= t0]
-    lines += ["", f"nginx passed {extra['nginx_retries']} request(s) on to the other node after the first failed",
+    lines += ["", f"nginx passed {extra['nginx_retries']} request(s) on to the other node after the first failed; "
+                  f"workers re-queued {extra['requeued']} task(s) of a silent (killed) worker",
               f"classification: created to classified p50 {counts['lag_p50']:.1f} s, p95 {counts['lag_p95']:.1f} s, "
               f"max {counts['lag_max']:.1f} s; "
               + (f"queue drained {extra['drain_s']:.1f} s after the load stopped" if not counts["unclassified"]
@@ -638,8 +656,12 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
               f"accepted uploads: {counts['accepted']} · reports in the database for the photos sent: "
               f"{counts['reports']} · unclassified: {counts['unclassified']} · missing objects: "
               f"{counts['missing_objects']}",
-              f"committed but the client saw no 2xx (its node was killed before answering; not lost, "
-              f"checked too): {counts['committed_but_unanswered']} · orphan photo files: {counts['orphan_files']}"]
+              f"uploads sent again after an outage: {counts['resent']} (answered 200, already reported: "
+              f"{counts['resent_already_reported']}) · committed but never answered 2xx (not lost; checked "
+              f"too): {counts['committed_but_unanswered']} · orphan photo objects: {len(counts['orphan_files'])}"
+              + "".join(f"\n  - {name}, written at {t - t0:.1f} s" for name, t in counts["orphan_files"][:10])]
+    if extra["out_of_photos"]:
+        lines += [f"WARNING: the photos ran out; {extra['out_of_photos']} uploads became map reads (--photos)"]
     if extra["samples"]:
         lines += ["", "error samples:"] + [f"- {s}" for s in extra["samples"]]
     if failures:
@@ -673,7 +695,7 @@ def main() -> int:
     parser.add_argument("--restart-after", type=float, default=5, help="seconds a killed process stays down")
     parser.add_argument("--pg-down", type=float, default=3, help="seconds PostgreSQL stays stopped")
     parser.add_argument("--drain-seconds", type=float, default=90, help="at most this long for the queue to drain")
-    parser.add_argument("--photos", type=int, default=900, help="distinct photos written for the uploads")
+    parser.add_argument("--photos", type=int, default=1200, help="distinct photos written for the uploads")
     parser.add_argument("--storage", choices=["s3", "local"], default="s3",
                         help="photos in the S3 test server (default) or in local folders every process shares")
     parser.add_argument("--no-pgbouncer", action="store_true", help="the roles connect to PostgreSQL directly")
@@ -730,7 +752,9 @@ def main() -> int:
                  "total_s": time.time() - started, "drain_s": drain_s, "pg": pg,
                  "storage": "S3 test server (tests/s3server.py), two buckets" if args.storage == "s3"
                  else "local folders",
-                 "nginx_retries": run.nginx_retries(), "samples": error_samples(all_records)}
+                 "nginx_retries": run.nginx_retries(), "requeued": run.requeued_tasks(),
+                 "out_of_photos": sum(1 for r in all_records if "out_of_photos" in r),
+                 "samples": error_samples(all_records)}
         text = report(run, phases, counts, failures, extra)
         print("\n" + text, flush=True)
         if args.report:

@@ -4,12 +4,15 @@ Started by deploy/dev/cluster_load.py, one headless locust per phase, against ng
 loopback. Each user uploads phone photos (real JPEGs with EXIF GPS, written beforehand by the
 driver; the server reads the location from the photo) through the REST API and Open311 with an
 API key, and reads the map GeoJSON, the Open311 feed and single reports, with no pause
-between requests (a closed loop: the cluster's speed sets the pace).
+between requests (a closed loop: the cluster's speed sets the pace). As a phone app would, a
+user whose request met a 502/503/504 or no answer waits a second before its next request, and
+sends an upload that failed so again later (the same photo: had the first attempt committed,
+the server would answer 200 with the report it already made).
 
 Every request is written as one JSON line to CLUSTER_RESULTS (its type, start, duration,
 status and, when it failed, why), and every upload with the reference the server gave it, so
 the driver can compute percentiles itself and check each accepted report in the database.
-The client never retries: what it records is what a phone would have seen.
+The HTTP client itself never retries: each attempt is recorded as a phone would have seen it.
 
 Environment: CLUSTER_PHOTOS (folder of NNNNN.jpg), CLUSTER_PHOTO_START (first index this run
 may use), CLUSTER_API_KEY, CLUSTER_PHASE (a label), CLUSTER_RESULTS (a .jsonl path).
@@ -23,7 +26,7 @@ import random
 import uuid
 from pathlib import Path
 
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, events, task
 
 PHOTOS = sorted(Path(os.environ["CLUSTER_PHOTOS"]).glob("*.jpg"))
 NEXT_PHOTO = itertools.count(int(os.environ.get("CLUSTER_PHOTO_START", "0")))
@@ -76,19 +79,36 @@ def multipart(fields: dict[str, str], file_field: str, filename: str, content: b
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+RETRYABLE = {0, 502, 503, 504}  # no answer, no node, the database away: try again later
+BACKOFF_SECONDS = 1.0
+
+
 class Citizen(FastHttpUser):
-    wait_time = constant(0)
     network_timeout = 60.0  # seconds; as long as nginx waits for a node
     connection_timeout = 10.0
 
     def on_start(self) -> None:
         self.references: list[str] = []  # this user's accepted reports, read back by read_report
+        self.resend: list[Path] = []  # photos whose upload met an outage, sent again later
+        self.backoff = False
+
+    def wait_time(self) -> float:
+        backoff, self.backoff = self.backoff, False
+        return BACKOFF_SECONDS if backoff else 0.0
+
+    def _answered(self, response) -> None:
+        if response.status_code in RETRYABLE:
+            self.backoff = True
 
     def _upload(self, name: str, path: str, fields: dict, file_field: str, headers: dict) -> None:
-        index = next(NEXT_PHOTO)
-        if index >= len(PHOTOS):  # out of photos: read instead (the driver sizes the set so this is rare)
-            return self.read_map()
-        photo = PHOTOS[index]
+        if self.resend:
+            photo = self.resend.pop(0)
+        else:
+            index = next(NEXT_PHOTO)
+            if index >= len(PHOTOS):  # out of photos: read instead, and say so (the report counts them)
+                write({"out_of_photos": 1})
+                return self.read_map()
+            photo = PHOTOS[index]
         body, content_type = multipart(fields, file_field, photo.name, photo.read_bytes())
         reference = None
         with self.client.post(path, data=body, headers={"Content-Type": content_type, **headers}, name=name,
@@ -100,8 +120,11 @@ class Citizen(FastHttpUser):
                 except (ValueError, KeyError, IndexError, TypeError):
                     response.failure(f"2xx without a reference: {response.text[:120]}")
         write({"upload": photo.name, "name": name, "status": response.status_code, "reference": reference})
+        self._answered(response)
         if reference:
             self.references.append(reference)
+        elif response.status_code in RETRYABLE:
+            self.resend.append(photo)
 
     @task(3)
     def upload_rest(self) -> None:
@@ -120,14 +143,14 @@ class Citizen(FastHttpUser):
     @task(4)
     def read_map(self) -> None:
         box, zoom = random.choice(BOXES)
-        self.client.get(f"/api/v1/reports/geojson/?in_bbox={box}&zoom={zoom}", name=READ_MAP)
+        self._answered(self.client.get(f"/api/v1/reports/geojson/?in_bbox={box}&zoom={zoom}", name=READ_MAP))
 
     @task(2)
     def read_open311(self) -> None:
-        self.client.get("/open311/v2/requests.json?page_size=50&status=open", name=READ_OPEN311)
+        self._answered(self.client.get("/open311/v2/requests.json?page_size=50&status=open", name=READ_OPEN311))
 
     @task(2)
     def read_report(self) -> None:
         if not self.references:
             return self.read_open311()
-        self.client.get(f"/api/v1/reports/{random.choice(self.references)}/", name=READ_REPORT)
+        self._answered(self.client.get(f"/api/v1/reports/{random.choice(self.references)}/", name=READ_REPORT))
