@@ -45,6 +45,8 @@ class TrainConfig:
     patience: int = 2  # phase 2 epochs without validation-loss improvement before stopping
     phase2_min_z: float = 2.0  # phase 2 is kept only if its calibrated val NLL beats phase 1's by this many
     # standard errors of the per-photo difference: a smaller gain is noise on a few hundred photos
+    phase2: str = "auto"  # phase 2 fine-tuning: "on", "off", or "auto" = only on CUDA. On CPU its gate has rejected
+    # it in every measured run while it took 150-440 s of a retrain (docs/TRAINING.md); "on" runs it anyway
     open_set: bool = True  # export an "unknown" score: distance to the k-th nearest training photo (training.openset)
     open_set_k: int = 1  # that k (1: the nearest; benchmarks/openset_bench.py compared 1 and 10)
     open_set_quantile: float = 0.95  # threshold = this quantile of held-out known photos' scores

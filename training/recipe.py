@@ -42,7 +42,8 @@ class Outcome(enum.StrEnum):
     """Which model a run ends with, and where its temperature comes from."""
 
     PROBE = "probe"  # --linear-probe: phase 1's head on the eval crop, cross-validated T
-    PHASE1_ONLY = "phase1_only"  # no val split (a class below min_val_per_class): phase 1, cross-validated T
+    PHASE1_ONLY = "phase1_only"  # no val split (a class below min_val_per_class), or phase 2 off (--phase2 off,
+    # or auto without CUDA): phase 1's head on every image, cross-validated T
     PHASE2_KEPT = "phase2_kept"  # phase 2's best epoch cleared the gate on val: that model, T fitted on val
     PHASE2_REJECTED = "phase2_rejected"  # it did not: backbone untouched, phase 1's head on train + val, CV T
     SCRATCH = "scratch"  # --no-pretrained: phase 2 from random weights, every layer; T on val, or 1 without
@@ -102,10 +103,15 @@ def split_samples(samples: Sequence[data.Sample], config: TrainConfig) -> Split:
     return Split(as_split(train, "train"), as_split(val, "val"), as_split(holdout, "holdout"))
 
 
+PHASE2_CHOICES = ("auto", "on", "off")  # TrainConfig.phase2; auto = on with CUDA only
+
+
 def check_config(config: TrainConfig) -> None:
     """Refuse a config no outcome fits, before anything is written."""
     if config.linear_probe and not config.pretrained:
         raise ValueError("--linear-probe fits a head on pretrained features: drop --no-pretrained or --linear-probe")
+    if config.phase2 not in PHASE2_CHOICES:
+        raise ValueError(f"unknown --phase2 {config.phase2!r}; choose {', '.join(PHASE2_CHOICES)}")
 
 
 @contextlib.contextmanager
@@ -125,17 +131,29 @@ class Recipe:
         self.spec = self.encoder.spec
         self.rng = np.random.default_rng(config.seed)  # phase 2's draws and augmentations
 
+    def phase2_skipped(self, val: Images) -> str | None:
+        """Why phase 2 will not run after phase 1 (None: it will)."""
+        if self.config.linear_probe:
+            return "linear probe"
+        if not len(val.labels):
+            return f"fewer than {self.config.min_val_per_class} images in a class, nothing to stop fine-tuning early on"
+        if self.config.phase2 == "off" or (self.config.phase2 == "auto" and self.device.type != "cuda"):
+            return f"--phase2 {self.config.phase2} on {self.device.type}"
+        return None
+
     def phase1(self, model: nn.Module, train: Images, val: Images) -> HeadFit:
         """Fit the new head on features of a frozen, eval-mode backbone (:mod:`training.head`), on every
-        labelled image: ``cache_views`` views each, the eval crop only for the linear probe."""
+        labelled image: ``cache_views`` views each, the eval crop only for the linear probe. The head on the
+        train split alone (phase 2's start) is fitted only when phase 2 will run."""
         model.eval()
         model.requires_grad_(False)
         n_views = 1 if self.config.linear_probe else self.config.cache_views
         parts = [p for p in (train, val) if len(p.labels)]
         feats = torch.cat([self.encoder.feature_views(model, p, n_views) for p in parts], dim=1)  # [views, images, D]
-        return fit_phase1(model.get_classifier(), feats, np.concatenate([p.labels for p in parts]),
-                          np.concatenate([p.local for p in parts]), n_train=len(train.labels), config=self.config,
-                          classes=self.classes)
+        labels = np.concatenate([p.labels for p in parts])
+        n_train = len(labels) if self.phase2_skipped(val) else len(train.labels)
+        return fit_phase1(model.get_classifier(), feats, labels, np.concatenate([p.local for p in parts]),
+                          n_train=n_train, config=self.config, classes=self.classes)
 
     def phase2(self, model: nn.Module, train: Images, val: Images, *, pretrained: bool) -> FineTune:
         """Fine-tune ``model`` from where it is (:mod:`training.finetune`)."""
@@ -164,10 +182,9 @@ class Recipe:
         history, calibration = [phase1.history], phase1.calibration
         if cfg.linear_probe:
             outcome = Outcome.PROBE
-        elif not len(val.labels):
+        elif skipped := self.phase2_skipped(val):
             outcome = Outcome.PHASE1_ONLY
-            log.info("phase 2 skipped: fewer than %d images in a class, nothing to stop fine-tuning early on",
-                     cfg.min_val_per_class)
+            log.info("phase 2 skipped: %s", skipped)
         else:
             head = model.get_classifier()
             every_image = copy.deepcopy(head.state_dict())

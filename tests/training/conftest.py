@@ -31,7 +31,7 @@ def tiny_config():
 
     def build(data: Path, out: Path, **overrides) -> TrainConfig:
         values = dict(data=str(data), out=str(out), image_size=64, resize_size=72, cache_views=2,
-                      epochs=2, epoch_images=12, batch_size=6, threads=2)
+                      epochs=2, epoch_images=12, batch_size=6, threads=2, phase2="on")
         return TrainConfig(**(values | overrides))
 
     return build

@@ -183,3 +183,18 @@ def test_a_linear_probe_from_random_weights_is_refused_with_the_flags_to_change(
     with pytest.raises(ValueError, match="--linear-probe .* --no-pretrained"):
         run(tiny_config(image_folder, tmp_path / "out", linear_probe=True, pretrained=False))
     assert not (tmp_path / "out").exists()
+
+
+def test_phase2_auto_is_skipped_without_cuda_and_a_bad_choice_is_refused(tmp_path, tiny_config):
+    """On CPU phase 2's gate rejected it in every measured run, at 150-440 s a retrain: ``auto`` skips it there."""
+    photos = _similar_colours_folder(tmp_path / "photos")
+    samples = load_samples(photos)
+    classes = ["graffiti", "no_issue", "pothole"]
+    for phase2, expected in (("auto", Outcome.PHASE1_ONLY), ("off", Outcome.PHASE1_ONLY),
+                             ("on", Outcome.PHASE2_REJECTED)):
+        config = tiny_config(photos, tmp_path / "out", phase2=phase2, phase2_min_z=math.inf)
+        trained = Recipe(config, classes, torch.device("cpu")).fit(samples[::2], samples[1::2])
+        assert trained.outcome is expected
+        assert (2 in {h["phase"] for h in trained.history}) == (phase2 == "on")
+    with pytest.raises(ValueError, match="--phase2 'sometimes'; choose auto, on, off"):
+        Recipe(tiny_config(photos, tmp_path / "out", phase2="sometimes"), classes, torch.device("cpu"))
