@@ -26,7 +26,9 @@ def check_classifier(app_configs=None, **kwargs):
         active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     except Exception:  # database not migrated or unreachable yet: other checks say so
         return problems
-    if active is not None and not (settings.MODEL_ROOT / active.path / MODEL_FILE).is_file():
+    # With MODEL_STORAGE=s3 a machine that lacks the files fetches them when it first loads the model.
+    fetched_on_demand = settings.MODEL_STORAGE == "s3"
+    if active is not None and not fetched_on_demand and not (settings.MODEL_ROOT / active.path / MODEL_FILE).is_file():
         problems.append(checks.Warning(
             f"The active model {active.version} has no {MODEL_FILE} under {settings.MODEL_ROOT / active.path}; "
             "reports will wait as pending.",

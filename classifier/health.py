@@ -20,6 +20,7 @@ from django_tasks import task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from . import model_files
 from .models import AutoTriageSwitchOff, ModelVersion, WorkerHeartbeat
 from .services import has_ever_had_a_model
 from .tasks import CLASSIFY_QUEUE
@@ -41,7 +42,13 @@ def _sha256(path: Path) -> str:
 
 
 def model_files_error(version: ModelVersion) -> str | None:
-    """Why the active model's files cannot serve (missing, or not the bytes registered), else None."""
+    """Why the active model's files cannot serve (missing, or not the bytes registered), else None.
+    With MODEL_STORAGE=s3 a missing or damaged local copy is fetched again first, so the answer
+    is about the object storage's copy: missing or corrupt there, or the storage unreachable."""
+    try:
+        model_files.local_directory(version)
+    except model_files.ModelFilesError as exc:
+        return str(exc)
     onnx = version.directory / "model.onnx"
     if not (version.directory / "metadata.json").is_file() or not onnx.is_file():
         return f"model {version.version}: files missing in {version.directory}"

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from . import model_files
 from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ def backend_options() -> dict:
 
 
 def load(version: ModelVersion):
-    """Build a classifier for `version` (validates files and sha256)."""
-    return backend_class()(version.directory, backend_options())
+    """Build a classifier for `version` (validates files and sha256); with MODEL_STORAGE=s3 its
+    files are fetched and verified first if this machine lacks them (classifier.model_files)."""
+    return backend_class()(model_files.local_directory(version), backend_options())
 
 
 def reset() -> None:

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from .model_files import local_directory
 from .models import ModelVersion, RetrainRun
 from .runs import retrain_run_finish, retrain_run_skipped, retrain_run_start
 from .services import model_activate, model_register
@@ -253,7 +254,7 @@ def _retrain_locked(*, force: bool) -> dict:
     candidate_slices = (_evaluate_slices(candidate_dir, manifest, summary, log, plots_dir=plots / "candidate",
                                          predictions=candidate_dir / HOLDOUT_PREDICTIONS_FILE)
                         if has_holdout else None)
-    active_slices = (_evaluate_slices(active.directory, manifest, summary, log, plots_dir=plots / "active")
+    active_slices = (_evaluate_slices(local_directory(active), manifest, summary, log, plots_dir=plots / "active")
                      if (active and has_holdout) else None)
     candidate_metrics = candidate_slices["overall"] if candidate_slices else None
     active_metrics = active_slices["overall"] if active_slices else None

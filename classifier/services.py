@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from inference.modelformat import MODEL_FILE
 from reports import photos as report_photos
 from reports.categories import NO_ISSUE
 from reports.models import Category, Report, ReportEvent
@@ -24,7 +25,7 @@ from reports.services import record_event, report_transition
 from reports.storage import delete_files
 from reports.workflow import By
 
-from . import registry
+from . import model_files, registry
 from .models import ModelVersion, TrainingExample
 from .onnx import ModelError, load_model
 from .quality import auto_triage_on_activation, auto_triage_policy, spot_check_record
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 
 def model_register(*, source_dir: Path, metrics: dict | None = None) -> ModelVersion:
-    """Validate a model directory and copy it into MODEL_ROOT as a candidate.
+    """Validate a model directory and copy it into MODEL_ROOT as a candidate (and, with
+    MODEL_STORAGE=s3, into object storage, before the row commits: other machines fetch it
+    from there, classifier.model_files). All or nothing: a failure leaves neither files,
+    objects nor a row.
 
     Checks: metadata and sha256 (load_model), every class is an active
     category or `no_issue`, and a smoke inference on a generated image.
@@ -53,6 +57,7 @@ def model_register(*, source_dir: Path, metrics: dict | None = None) -> ModelVer
     target = settings.MODEL_ROOT / loaded.version
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source_dir, target, dirs_exist_ok=False)
+    files: dict[str, str] = {}
     try:
         classifier = registry.backend_class()(target, registry.backend_options())
         probe = io.BytesIO()
@@ -60,15 +65,21 @@ def model_register(*, source_dir: Path, metrics: dict | None = None) -> ModelVer
         probabilities = [p for _, p in classifier.predict([probe.getvalue()])[0].top_k]
         if not probabilities or not all(0.0 <= p <= 1.0 for p in probabilities):
             raise ValidationError(f"Smoke inference gave no valid probabilities: {probabilities}")
+        files = model_files.file_digests(target)
+        if files.get(MODEL_FILE) != loaded.metadata["onnx_sha256"]:  # changed since it was validated
+            raise ValidationError(f"{target / MODEL_FILE} is not the model validated in {source_dir} "
+                                  "(changed while being registered).")
+        model_files.upload(directory=target, path=loaded.version, files=files)
         with transaction.atomic():
             return ModelVersion.objects.create(
-                version=loaded.version, path=loaded.version, sha256=loaded.metadata["onnx_sha256"],
+                version=loaded.version, path=loaded.version, sha256=loaded.metadata["onnx_sha256"], files=files,
                 classes=list(loaded.classes), metadata=loaded.metadata,
                 metrics=metrics if metrics is not None else loaded.metadata.get("metrics", {}),
                 parent_version=loaded.metadata.get("parent_version") or "",
             )
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
+        model_files.remove(path=loaded.version, files=files)
         raise
 
 

@@ -152,9 +152,14 @@ STORAGES = {
 # signed URLs valid S3_SIGNED_URL_SECONDS), public copies and thumbnails in a public one
 # (reports/s3.py). Empty keys fall back to boto3's own chain (instance role, AWS_* variables).
 PHOTO_STORAGE = env("PHOTO_STORAGE", default="local")
+# Model directories (classifier/model_files.py). local: MODEL_ROOT is the registry's folder, shared by
+# the training box and every process that loads a model. s3: a registered model is also put in the
+# private bucket under models/<version>/, and MODEL_ROOT is each machine's cache, filled on demand
+# with every file checked against the sha256 the registry stored.
+MODEL_STORAGE = env("MODEL_STORAGE", default="local")
 S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")  # empty = AWS; set for MinIO and the like
 S3_PUBLIC_URL = env("S3_PUBLIC_URL", default="")  # address in front of the public bucket; empty = the bucket's
-if PHOTO_STORAGE == "s3":
+if "s3" in (PHOTO_STORAGE, MODEL_STORAGE):
     _s3 = {
         "endpoint_url": S3_ENDPOINT_URL or None,
         "region_name": env("S3_REGION", default="us-east-1"),
@@ -164,6 +169,7 @@ if PHOTO_STORAGE == "s3":
         # Path-style for a given endpoint (MinIO, a loopback test server), bucket hostnames on AWS.
         "addressing_style": "path" if S3_ENDPOINT_URL else "virtual",
     }
+if PHOTO_STORAGE == "s3":
     STORAGES["private"] = {"BACKEND": "reports.s3.PrivatePhotoStorage", "OPTIONS": {
         **_s3, "bucket_name": env("S3_PRIVATE_BUCKET"),
         "querystring_expire": env.int("S3_SIGNED_URL_SECONDS", default=300)}}  # seconds
@@ -171,6 +177,11 @@ if PHOTO_STORAGE == "s3":
         **_s3, "bucket_name": env("S3_PUBLIC_BUCKET"), "public_url": S3_PUBLIC_URL or None}}
 elif PHOTO_STORAGE != "local":
     raise ImproperlyConfigured(f"PHOTO_STORAGE is {PHOTO_STORAGE!r}; choose local or s3")
+if MODEL_STORAGE == "s3":
+    STORAGES["models"] = {"BACKEND": "classifier.s3.ModelStorage", "OPTIONS": {
+        **_s3, "bucket_name": env("S3_PRIVATE_BUCKET")}}
+elif MODEL_STORAGE != "local":
+    raise ImproperlyConfigured(f"MODEL_STORAGE is {MODEL_STORAGE!r}; choose local or s3")
 
 # Upload limits.
 PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)  # bytes
@@ -291,6 +302,7 @@ CLASSIFIER = {
     "INTRA_OP_THREADS": env.int("CLASSIFIER_THREADS", default=0),  # 0 = auto: 1 per decode worker on CPU, ORT default on CUDA
     "TOP_K": 3,
 }
+# Registered model directories (MODEL_STORAGE=local), or this machine's cache of them (s3).
 MODEL_ROOT = env_path("MODEL_ROOT", BASE_DIR / ".local" / "models")
 DEFAULT_AUTO_TRIAGE_THRESHOLD = 0.85  # probability
 # Derived auto-triage thresholds (classifier/thresholds.py): at each promotion, each category's
