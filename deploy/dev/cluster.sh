@@ -25,9 +25,14 @@ keep="$root/.local/cluster"
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    # The driver stops what it started; whatever outlived it (a crash, Ctrl-C) goes here, by group.
+    # The driver stops what it started; whatever outlived it (a crash, Ctrl-C) goes here, by
+    # process group: the driver's own first, then each process it started. Never our own group.
+    local own
+    own="$(ps -o pgid= -p $$ | tr -d ' ')"
     if [[ -f $work/pgids ]]; then
-        while read -r pgid; do kill -KILL -- "-$pgid" 2>/dev/null || true; done <"$work/pgids"
+        while read -r pgid; do
+            [[ $pgid != "$own" ]] && { kill -KILL -- "-$pgid" 2>/dev/null || true; }
+        done <"$work/pgids"
     fi
     bash deploy/dev/pg.sh stop "$name" || true
     local data="$root/.local/pg-$name"
@@ -43,6 +48,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 bash deploy/dev/pg.sh start "$name" "$pg_port"
-# The driver bounds each phase itself; this bounds the whole run if something hangs.
+# The driver bounds each phase itself; `timeout` bounds the whole run if something hangs. In the
+# background with `wait`, so Ctrl-C reaches the trap at once (bash runs a trap only after a
+# foreground command ends, and `timeout` keeps the driver out of the terminal's signals).
 timeout --signal=TERM --kill-after=20 480 \
-    "$py" deploy/dev/cluster_load.py --work "$work" --pg-name "$name" --pg-port "$pg_port" --report "$keep" "$@"
+    "$py" deploy/dev/cluster_load.py --work "$work" --pg-name "$name" --pg-port "$pg_port" --report "$keep" "$@" &
+wait $!

@@ -709,6 +709,8 @@ def main() -> int:
     load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
     run = Run(args=args, work=args.work)
     run.logs.mkdir(parents=True, exist_ok=True)
+    with (args.work / "pgids").open("a") as f:  # this driver's own group first (cluster.sh runs it under timeout)
+        f.write(f"{os.getpgid(0)}\n")
     run.configure()
     try:
         log("exporting the model (Lite0 with a fresh head, tests/fixtures_models.py) and writing photos")
