@@ -37,8 +37,9 @@ cleanup() {
     bash deploy/dev/pg.sh stop "$name" || true
     local data="$root/.local/pg-$name"
     [[ -e $data ]] && rm -rf "$(readlink -f "$data")" "$data"
+    rm -rf "$keep/logs"  # an earlier failed run's
     if [[ $rc -ne 0 && -d $work/logs ]]; then
-        rm -rf "$keep/logs" && mkdir -p "$keep" && cp -r "$work/logs" "$keep/logs"
+        mkdir -p "$keep" && cp -r "$work/logs" "$keep/logs"
         echo "logs of the failed run: $keep/logs" >&2
     fi
     rm -rf "$work"

@@ -9,7 +9,7 @@ Topology, every process on 127.0.0.1 and production settings (config.settings.pr
                           (proxy_next_upstream)                     │   (transaction    (the task queue too)
                 classify-1, classify-2 (run_worker --queue-name classify)  pooling)
                 tasks-1 (run_worker --queue-name default)           ┘
-                photos: local folders shared by every process, or the S3 test server
+                photos (and the model): the S3 test server, or local folders every process shares
 
 Phases: the load against one web node, then two (throughput measured in the same run), then
 with faults: web-1 and classify-1 killed with SIGKILL and restarted after a few seconds (as
@@ -287,7 +287,10 @@ class Run:
         return self.work / "logs"
 
     def service(self, name: str, argv: list[str], env: dict | None = None) -> Service:
-        svc = Service(name, argv, {**self.env, **(env or {})}, self.logs, self.work / "pgids")
+        env = {**self.env, **(env or {})}
+        if env.get("MODEL_STORAGE") == "s3":  # as on separate machines: no shared model folder
+            env["MODEL_ROOT"] = str(self.work / "model-cache" / name)
+        svc = Service(name, argv, env, self.logs, self.work / "pgids")
         self.services[name] = svc
         return svc
 
@@ -325,7 +328,8 @@ class Run:
             self.s3_port = free_port()
             self.env.update(PHOTO_STORAGE="s3", S3_ENDPOINT_URL=f"http://{HOST}:{self.s3_port}", S3_REGION=REGION,
                             S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY,
-                            S3_PRIVATE_BUCKET="civic-private", S3_PUBLIC_BUCKET="civic-public")
+                            S3_PRIVATE_BUCKET="civic-private", S3_PUBLIC_BUCKET="civic-public",
+                            MODEL_STORAGE="s3")  # the model too: each process below has its own MODEL_ROOT
         os.environ.update(self.env)
 
     def start_s3(self) -> None:
@@ -599,7 +603,9 @@ class Run:
                 stored.update((o.key, o.last_modified.timestamp()) for o in bucket.objects.all())
             elif (root := Path(storage.location)).exists():
                 stored.update((str(f.relative_to(root)), f.stat().st_mtime) for f in root.rglob("*") if f.is_file())
-        return sorted(((name, t) for name, t in stored.items() if name not in names), key=lambda o: o[1])
+        return sorted(((name, t) for name, t in stored.items()
+                       if name not in names and not name.startswith("models/")),  # MODEL_STORAGE=s3's files
+                      key=lambda o: o[1])
 
     def stop_all(self) -> None:
         for name in ["nginx", "web-1", "web-2", "classify-1", "classify-2", "tasks-1", "pgbouncer", "s3"]:
@@ -722,9 +728,9 @@ def main() -> int:
         if exporter.wait(timeout=180) != 0:
             raise SystemExit(f"model export failed; see {run.logs / 'export.log'}")
         log("migrating, categories, API key, model")
-        run.prepare_database(args.work / "model-src")  # straight to PostgreSQL, as a deploy's migrate would
         if args.storage == "s3":
             run.start_s3()
+        run.prepare_database(args.work / "model-src")  # straight to PostgreSQL, as a deploy's migrate would
         if not args.no_pgbouncer:
             run.start_pgbouncer()
         run.start_cluster()
@@ -752,7 +758,8 @@ def main() -> int:
             pg = cur.fetchone()[0].split()[0]
         extra = {"load_start": load_start, "load_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
                  "total_s": time.time() - started, "drain_s": drain_s, "pg": pg,
-                 "storage": "S3 test server (tests/s3server.py), two buckets" if args.storage == "s3"
+                 "storage": "S3 test server (tests/s3server.py), two buckets; the model in the private one, "
+                            "each process its own MODEL_ROOT" if args.storage == "s3"
                  else "local folders",
                  "nginx_retries": run.nginx_retries(), "requeued": run.requeued_tasks(),
                  "out_of_photos": sum(1 for r in all_records if "out_of_photos" in r),
