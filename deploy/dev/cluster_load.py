@@ -426,16 +426,16 @@ class Run:
                 time.sleep(0.1)
         self.env.update(DATABASE_URL=f"postgis://civic@{HOST}:{port}/civic", DATABASE_POOLER="pgbouncer")
 
-    def requeued_tasks(self) -> int:
-        """Tasks put back on the queue (classifier.worker logs each): those of a worker silent for
-        the lease (the killed classifier worker's), and those a worker lost with the database."""
-        total = 0
+    def requeued_tasks(self) -> tuple[int, int]:
+        """Tasks put back on the queue (classifier.worker logs each): (those of a worker silent for
+        the lease, e.g. the killed classifier worker's; those a worker lost with the database)."""
+        silent = lost = 0
         for log_file in self.logs.glob("*.log"):
             if log_file.name.startswith(("classify-", "tasks-")):
                 text = log_file.read_text(errors="replace")
-                total += len(re.findall(r"task \S+ of silent worker \S+ re-queued", text))
-                total += sum(int(n) for n in re.findall(r"re-queued (\d+) task\(s\) this worker lost", text))
-        return total
+                silent += len(re.findall(r"task \S+ of silent worker \S+ re-queued", text))
+                lost += sum(int(n) for n in re.findall(r"re-queued (\d+) task\(s\) this worker lost", text))
+        return silent, lost
 
     def nginx_retries(self) -> int:
         """Requests nginx passed on to the other node after the first failed (passive health check)."""
@@ -654,7 +654,8 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
     t0 = run.phase_t0.get("faults", 0)
     lines += [f"- {t - t0:5.1f} s  {what}" for t, what in run.events if t >= t0]
     lines += ["", f"nginx passed {extra['nginx_retries']} request(s) on to the other node after the first failed; "
-                  f"workers re-queued {extra['requeued']} task(s) of a silent (killed) worker",
+                  f"workers re-queued {extra['requeued'][0]} task(s) of a silent (killed) worker and "
+                  f"{extra['requeued'][1]} lost with the database",
               f"classification: created to classified p50 {counts['lag_p50']:.1f} s, p95 {counts['lag_p95']:.1f} s, "
               f"max {counts['lag_max']:.1f} s; "
               + (f"queue drained {extra['drain_s']:.1f} s after the load stopped" if not counts["unclassified"]
