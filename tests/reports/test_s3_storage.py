@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import timedelta
 from email.message import Message
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,8 +22,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from classifier.training_data import assign_splits, export_training_set
@@ -30,6 +33,7 @@ from console.roles import setup_roles
 from reports import services
 from reports.health import storage_health
 from reports.models import Report
+from reports.orphans import orphan_photos_sweep
 from reports.s3 import PrivatePhotoStorage, PublicPhotoStorage
 from reports.updates import report_add_update
 from tests.conftest import point_photo_fields
@@ -230,6 +234,24 @@ def test_a_callers_rollback_after_intake_deletes_the_objects(s3, unique_jpeg):
         raise RuntimeError("the caller's next step failed")
     gc.collect()
     assert Report.objects.count() == 0 and s3.all_keys() == []
+
+
+def test_the_orphan_sweep_deletes_only_unreferenced_photo_objects_past_the_cutoff(s3, unique_jpeg):
+    """What a node killed mid-upload leaves (manage.py sweep_orphan_photos, reports/orphans.py),
+    found by bucket listing; the private bucket's models/ and anything outside the photo folders stay."""
+    report = services.report_create(photo=unique_jpeg(), classify=False, **GOOD).report
+    report_add_update(report=report, photo=unique_jpeg())
+    kept = s3.all_keys()
+    for bucket, key in ((s3.private, "originals/CIV-killed.jpg"), (s3.public, "thumbs/CIV-killed.jpg"),
+                        (s3.private, "models/v1/model.onnx"), (s3.private, ".healthz-0123")):
+        s3.client.put_object(Bucket=bucket, Key=key, Body=b"left behind")
+    out = io.StringIO()
+    call_command("sweep_orphan_photos", stdout=out)  # all written just now: younger than 24 hours
+    assert "Deleted 0" in out.getvalue() and len(s3.all_keys()) == len(kept) + 4
+    # The bucket's clock decides an object's age; a cutoff just ahead of it makes every object old.
+    sweep = orphan_photos_sweep(cutoff=timezone.now() + timedelta(minutes=1))
+    assert sorted(sweep.orphans) == [("private", "originals/CIV-killed.jpg"), ("public", "thumbs/CIV-killed.jpg")]
+    assert sorted(s3.all_keys()) == sorted([*kept, "models/v1/model.onnx", ".healthz-0123"])
 
 
 @pytest.mark.parametrize("refusing", ["private", "public"])
