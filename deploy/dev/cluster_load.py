@@ -666,7 +666,9 @@ def report(run: Run, phases: dict[str, dict], counts: dict, failures: list[str],
               f"uploads sent again after an outage: {counts['resent']} (answered 200, already reported: "
               f"{counts['resent_already_reported']}) · committed but never answered 2xx (not lost; checked "
               f"too): {counts['committed_but_unanswered']} · orphan photo objects: {len(counts['orphan_files'])}"
-              + "".join(f"\n  - {name}, written at {t - t0:.1f} s" for name, t in counts["orphan_files"][:10])]
+              + "".join(f"\n  - {name}, written at {t - t0:.1f} s" for name, t in counts["orphan_files"][:10])
+              + ("\n  (what `manage.py sweep_orphan_photos` deletes once they are older than its cutoff, 24 h)"
+                 if counts["orphan_files"] else "")]
     if extra["out_of_photos"]:
         lines += [f"WARNING: the photos ran out; {extra['out_of_photos']} uploads became map reads (--photos)"]
     if extra["samples"]:
