@@ -347,6 +347,9 @@ RETRAIN_MIN_NEW_LABELS = env.int("RETRAIN_MIN_NEW_LABELS", default=20)  # verifi
 RETRAIN_MAX_MACRO_F1_DROP = env.float("RETRAIN_MAX_MACRO_F1_DROP", default=0.01)  # vs active, on the holdout
 RETRAIN_MAX_RECALL_DROP = env.float("RETRAIN_MAX_RECALL_DROP", default=0.05)  # per category, vs active
 RETRAIN_MIN_MACRO_F1 = env.float("RETRAIN_MIN_MACRO_F1", default=0.5)  # first model ever: sanity floor
+# A drop this many holdout photos could make never rejects a candidate (classifier.retrain.gate):
+# on the council's first holdout photos (a handful) one photo flipping is tens of points. 0 = strict.
+RETRAIN_GATE_GRACE_PHOTOS = env.int("RETRAIN_GATE_GRACE_PHOTOS", default=1)
 # Below these no retrain trains or promotes a model, "Retrain now" included: a gate judged on a
 # handful of photos proves nothing (classifier/retrain.py; the model panel says what is missing).
 RETRAIN_MIN_LABELS_PER_CLASS = env.int("RETRAIN_MIN_LABELS_PER_CLASS", default=10)  # training photos, each class

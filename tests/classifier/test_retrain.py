@@ -7,7 +7,8 @@ from django.db import connection
 from PIL import Image
 
 from classifier.models import ModelVersion, TrainingSplit
-from classifier.retrain import LOCK_KEY, data_shortfalls, gate, gate_slices, gates_to_apply, retrain
+from classifier.retrain import (LOCK_KEY, data_shortfalls, gate, gate_slices, gates_to_apply, one_photo_allowances,
+                                retrain)
 from classifier.services import model_activate, model_register
 from classifier.training_data import assign_splits, export_training_set
 from tests import images
@@ -32,6 +33,35 @@ def test_gate_rejects_a_worse_candidate_or_a_recall_collapse():
     collapse = gate(metrics(0.91, {"pothole": 0.7, "graffiti": 1.0}), metrics(0.90, {"pothole": 0.9, "graffiti": 0.9}),
                     max_f1_drop=0.01, max_recall_drop=0.05, min_f1=0.5)
     assert not collapse.promote and any("recall of pothole" in r for r in collapse.reasons)
+
+
+def with_support(f1, per_class):
+    """Metrics with each class's (recall, support)."""
+    return {"macro_f1": f1, "per_class": {c: {"recall": r, "support": n} for c, (r, n) in per_class.items()}}
+
+
+def test_one_photo_allowances_by_hand():
+    # 2 and 4 photos: one photo is 1/2 and 1/4 of a class's recall, 3 / (2 * 2) of macro-F1.
+    f1, recall = one_photo_allowances(with_support(0.8, {"no_issue": (0.5, 2), "fly_tipping": (1.0, 4)}), 1)
+    assert f1 == pytest.approx(0.75) and recall == {"no_issue": 0.5, "fly_tipping": 0.25}
+    assert one_photo_allowances(with_support(0.8, {"no_issue": (0.5, 2)}), 0) == (0.0, {})
+    assert one_photo_allowances(metrics(0.8, {"no_issue": 0.5}), 1) == (0.0, {})  # supports unknown
+
+
+def test_one_photo_flipping_on_a_small_slice_does_not_decide_but_two_do():
+    # The council's first holdout: 2 clean, 4 fly-tipping. Active gets all 6 right.
+    active = with_support(1.0, {"no_issue": (1.0, 2), "fly_tipping": (1.0, 4)})
+    one_flip = with_support(0.733, {"no_issue": (0.5, 2), "fly_tipping": (1.0, 4)})  # a clean one called fly-tipping
+    two_flips = with_support(0.333, {"no_issue": (0.0, 2), "fly_tipping": (1.0, 4)})
+    strict = gate(one_flip, active, **LIMITS)
+    assert not strict.promote  # today's limits alone: one photo rejects
+    assert gate(one_flip, active, **LIMITS, grace_photos=1).promote
+    worse = gate(two_flips, active, **LIMITS, grace_photos=1)
+    assert not worse.promote and any("recall of no_issue drops 1.000" in r for r in worse.reasons)
+    # On a 40-per-class holdout one photo is 2.5 points of recall: the 5-point limit still rules.
+    big_active = with_support(0.95, {"pothole": (0.95, 40), "no_issue": (0.95, 40)})
+    big_worse = with_support(0.90, {"pothole": (0.85, 40), "no_issue": (0.95, 40)})
+    assert not gate(big_worse, big_active, **LIMITS, grace_photos=1).promote
 
 
 def test_gate_for_the_first_model_uses_a_floor():
