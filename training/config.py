@@ -23,6 +23,8 @@ class TrainConfig:
     # (nothing to stop it early on); phase 1 cross-validates on every image either way
     pretrained: bool = True  # start from ImageNet weights; --no-pretrained trains from scratch, same budget
     linear_probe: bool = False  # phase 1 on the eval crop only: a linear head on frozen features
+    backbone: str = "lite0"  # lite0, lite1 or lite2 (training.model.BACKBONES); image_size stays as set (Lite1's
+    # native side is 240, Lite2's 260: docs/BENCHMARKS.md "Larger backbones" measured each against Lite0)
     stage_features: bool = True  # the head also sees the last stage's pooled features (training.model.Lite0);
     # --linear-probe --no-stage-features is the textbook linear probe, the benchmark's baseline
     image_size: int = 288  # network input side, pixels: above the backbone's 224 pre-training (docs/TRAINING.md)

@@ -22,7 +22,7 @@ from inference.modelformat import (
     write_metadata,
 )
 from inference.preprocess import PreprocessSpec
-from training.model import ARCHITECTURE
+from training.model import architecture
 from training.openset import KnnScore, OpenSet
 
 OPSET = 17
@@ -41,6 +41,7 @@ def export_model(
     training_data: dict | None = None,
     parent_version: str | None = None,
     open_set: OpenSet | None = None,
+    backbone: str = "lite0",
 ) -> Path:
     """Export ``model`` to ONNX in ``out_dir`` and write its metadata; returns ``out_dir``.
 
@@ -90,7 +91,7 @@ def export_model(
     metadata = {
         "format": FORMAT_VERSION,
         "version": version or f"{now:%Y%m%d-%H%M}-{digest[:6]}",
-        "architecture": ARCHITECTURE,
+        "architecture": architecture(backbone),  # which --backbone the model was trained on
         "classes": list(classes),
         "preprocess": preprocess.to_dict(),
         "temperature": float(temperature),

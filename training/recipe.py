@@ -32,7 +32,7 @@ from training.features import Encoder, Images, spec_for
 from training.finetune import FineTune, fine_tune
 from training.head import Calibration, HeadFit, fit_phase1
 from training.metrics import fit_temperature
-from training.model import create_model
+from training.model import check_backbone, create_model
 from training.openset import OpenSet, fit_open_set
 
 log = logging.getLogger("training")
@@ -110,6 +110,7 @@ def check_config(config: TrainConfig) -> None:
     """Refuse a config no outcome fits, before anything is written."""
     if config.linear_probe and not config.pretrained:
         raise ValueError("--linear-probe fits a head on pretrained features: drop --no-pretrained or --linear-probe")
+    check_backbone(config.backbone)
     if config.phase2 not in PHASE2_CHOICES:
         raise ValueError(f"unknown --phase2 {config.phase2!r}; choose {', '.join(PHASE2_CHOICES)}")
 
@@ -172,7 +173,8 @@ class Recipe:
         with _timed(seconds, "decode"):
             train = Images(train_samples, self.spec, self.classes, "train")
             val = Images(val_samples, self.spec, self.classes, "val")
-        model = create_model(len(self.classes), pretrained=cfg.pretrained, stage_features=cfg.stage_features)
+        model = create_model(len(self.classes), pretrained=cfg.pretrained, stage_features=cfg.stage_features,
+                             backbone=cfg.backbone)
         model = model.to(self.device)
         if not cfg.pretrained:
             return self._from_scratch(model, train, val, seconds)
@@ -273,6 +275,7 @@ def run(config: TrainConfig) -> Path:
         training_data=data.summary(split.train + split.val, config.data),
         parent_version=config.parent_version,
         open_set=trained.open_set,
+        backbone=config.backbone,
     )
     trained.seconds["export"] = time.perf_counter() - start
     if split.holdout:

@@ -92,11 +92,13 @@ def test_feature_cache_misses_for_a_new_photo_or_another_backbone(image_folder, 
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(samples)  # only the new photo was encoded
     assert list(images._decoded) == [len(samples) - 1]  # ... and only it was decoded
     # other weights (or another architecture / feature levels / preprocessing) -> another key: all miss
-    monkeypatch.setattr("training.features.weights_sha256", lambda: "0" * 64)
+    monkeypatch.setattr("training.features.weights_sha256", lambda backbone: "0" * 64)
     _encode(config, samples, classes, model)
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2 * len(samples)
     _encode(dataclasses.replace(config, stage_features=False), samples, classes, create_model(len(classes), stage_features=False).eval())
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3 * len(samples)
+    _encode(dataclasses.replace(config, backbone="lite1"), samples, classes, create_model(len(classes), backbone="lite1").eval())
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 4 * len(samples)
 
 
 def test_a_corrupt_cache_file_is_recomputed(tmp_path):

@@ -86,3 +86,24 @@ def test_each_feature_level_is_normalised_on_its_own():
     torch.testing.assert_close(head(x), torch.nn.functional.linear(scaled, head.weight, head.bias))
     with pytest.raises(ValueError, match="add up"):
         NormalizedLinear(10, 2, chunks=(4, 4))
+
+
+@pytest.mark.parametrize("backbone, depths, stage_dim", [("lite1", (1, 3, 3, 4, 4, 5, 1), 320),
+                                                          ("lite2", (1, 3, 3, 4, 4, 5, 1), 352)])
+def test_larger_backbones_load_their_own_wheels_weights_through_the_same_key_map(backbone, depths, stage_dim):
+    checkpoint = torch.load(weights_path(backbone), map_location="cpu", weights_only=True)
+    assert set(key_map(depths)) == set(checkpoint)
+    imagenet = create_model(1000, backbone=backbone).eval()  # strict loading: a missing tensor raises
+    torch.testing.assert_close(imagenet.conv_head.weight, checkpoint["_conv_head.weight"])
+    model = create_model(3, backbone=backbone).eval()
+    torch.testing.assert_close(model.blocks[2][2].conv_dw.weight, imagenet.blocks[2][2].conv_dw.weight)
+    assert model.get_classifier().chunks == (FEATURE_DIM, stage_dim)
+    assert model.features(torch.zeros(1, 3, 64, 64)).shape == (1, FEATURE_DIM + stage_dim)
+
+
+def test_an_unknown_backbone_is_refused_before_anything_is_built():
+    from training.config import TrainConfig
+    from training.recipe import check_config
+
+    with pytest.raises(ValueError, match="lite0, lite1, lite2"):
+        check_config(TrainConfig(backbone="lite9"))

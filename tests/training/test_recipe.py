@@ -133,6 +133,14 @@ def test_run_writes_a_model_directory_and_evaluates_the_holdout(image_folder, tm
     assert splits.count("holdout") == 6
 
 
+def test_a_larger_backbone_is_trained_exported_and_recorded_in_the_model_format(image_folder, tmp_path, tiny_config):
+    out = run(tiny_config(image_folder, tmp_path / "lite2", backbone="lite2", phase2="off", holdout_per_class=2))
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["architecture"] == "tf_efficientnet_lite2"  # what a council's model was trained on
+    assert json.loads((out / "config.json").read_text())["backbone"] == "lite2"
+    assert meta["metrics"]["evaluated_on"] == "holdout"  # served through ONNX Runtime on the holdout
+
+
 def test_linear_probe_and_scratch_runs_skip_their_phase_and_say_so_in_history(image_folder, tmp_path, tiny_config):
     probe = json.loads((run(tiny_config(image_folder, tmp_path / "probe", linear_probe=True)) / "history.json").read_text())
     scratch = json.loads((run(tiny_config(image_folder, tmp_path / "scratch", pretrained=False)) / "history.json").read_text())
