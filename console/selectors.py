@@ -28,11 +28,17 @@ def _statuses(statuses) -> str:
     return ", ".join(f"'{s}'" for s in sorted(statuses))
 
 
-# Past the due date that applies now (reports.targets.current_due): triage while waiting for a
-# person, fix once triaged, never once closed. Every sort puts these first.
-LATE_SQL = (f'COALESCE(CASE WHEN "reports_report"."status" IN ({_statuses(workflow.INTAKE)}) '
-            f'THEN "reports_report"."triage_due_at" WHEN "reports_report"."status" IN '
-            f'({_statuses(workflow.CLOSED)}) THEN NULL ELSE "reports_report"."fix_due_at" END < now(), false)')
+# The due date that applies now (reports.targets.current_due): triage while waiting for a
+# person, fix once triaged, none once closed. Past it is overdue, and every sort puts these first.
+# The same SQL text is indexed, after status, by reports/migrations/0016 (_all_if_few reads it).
+DUE_SQL = (f'CASE WHEN "reports_report"."status" IN ({_statuses(workflow.INTAKE)}) '
+           f'THEN "reports_report"."triage_due_at" WHEN "reports_report"."status" IN '
+           f'({_statuses(workflow.CLOSED)}) THEN NULL ELSE "reports_report"."fix_due_at" END')
+LATE_SQL = f"COALESCE(({DUE_SQL}) < now(), false)"
+# The two sections' conditions, written on the bare due date (not on LATE_SQL, which is opaque
+# to the planner) so the index and its statistics apply; ON_TIME_SQL is NOT LATE_SQL.
+OVERDUE_SQL = f"({DUE_SQL}) < now()"
+ON_TIME_SQL = f"(({DUE_SQL}) >= now() OR ({DUE_SQL}) IS NULL)"
 SORTS = {
     # name: (key SQL columns, direction); the first column is "not late" (late, descending)
     "confidence": ([f"NOT {LATE_SQL}", CONFIDENCE_SQL, '"reports_report"."created_at"', '"reports_report"."id"'],
@@ -73,10 +79,14 @@ def _day_start(day: dt.date) -> dt.datetime:
 def _with_category(qs: QuerySet[Report], slug: str, which: str) -> QuerySet[Report]:
     """`which` label is the category `slug`: "current" is the one the queue and the map show
     (ReportQuerySet.with_current_category), the others one label each."""
-    category = Category.objects.filter(slug=slug)
+    # The ids as literals, read first, rather than a subquery: the planner then estimates the
+    # matches from the statistics on the COALESCE (reports/migrations/0016) instead of guessing
+    # a join's (1 in 200 where 1 in 8 was true, which made it sort a seq scan instead of
+    # walking the queue index; docs/BENCHMARKS.md, "Queue after overdue first").
+    ids = list(Category.objects.filter(slug=slug).values_list("pk", flat=True))
     if which in ("final", "predicted", "citizen"):
-        return qs.filter(**{f"{which}_category__in": category})
-    return qs.current_category_in(category)
+        return qs.filter(**{f"{which}_category_id__in": ids})
+    return qs.with_current_category().filter(current_category_id__in=ids)
 
 
 def _status_q(status: str) -> Q:
@@ -118,7 +128,7 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
     if filters.assignee_id:
         qs = qs.filter(assignment__assignee_id=filters.assignee_id)
     if filters.overdue:
-        qs = qs.alias(late=RawSQL(LATE_SQL, [], output_field=BooleanField())).filter(late=True)
+        qs = qs.filter(RawSQL(OVERDUE_SQL, [], output_field=BooleanField()))
     if filters.team == "none":
         qs = qs.filter(team__isnull=True)
     elif filters.team:
@@ -131,32 +141,57 @@ def filtered_reports(filters: QueueFilters, *, ignore_status: bool = False) -> Q
 def _section(qs: QuerySet[Report], sort: str, *, late: bool, key: tuple | None,
              reverse: bool = False) -> QuerySet[Report]:
     """The overdue (or the other) reports, after `key` (before it when reverse) and ordered by
-    the rest of the sort key: each section walks the queue index in that order (0003); the
-    overdue flag itself depends on now(), so no index can hold it."""
+    the rest of the sort key: each section walks the queue index in that order (0003). The
+    overdue flag itself depends on now(), so no index can hold it; the due date can (0016,
+    which _all_if_few reads)."""
     columns, direction = SORTS[sort]
     rest = columns[1:]
     descending = (direction == "desc") != reverse
-    qs = qs.alias(late=RawSQL(LATE_SQL, [], output_field=BooleanField())).filter(late=late)
+    qs = qs.filter(RawSQL(OVERDUE_SQL if late else ON_TIME_SQL, [], output_field=BooleanField()))
     if key is not None:  # a row-value comparison, answered from the composite index
         sql = f"({', '.join(rest)}) {'<' if descending else '>'} ({', '.join(['%s'] * len(rest))})"
         qs = qs.filter(RawSQL(sql, list(key[1:]), output_field=BooleanField()))
     return qs.order_by(*[RawSQL(c, []).desc() if descending else RawSQL(c, []).asc() for c in rest])
 
 
+def _all_if_few(section: QuerySet[Report], limit: int) -> list[Report] | None:
+    """The whole section in its order when it holds at most `limit` reports, else None.
+
+    Asked on (status, due date), the order of report_queue_due_idx, so with one status it reads
+    at most limit + 1 index entries, however many reports the status has. The planner cannot
+    tell a status with almost no overdue report from one where most are (its statistics on
+    status and on the due date are independent), so left to itself it walks the sort index
+    through the whole status to find the few (80-100 ms at 25,000 reports of a status)."""
+    ids = list(section.order_by("status", RawSQL(DUE_SQL, [])).values_list("pk", flat=True)[: limit + 1])
+    if len(ids) > limit:
+        return None
+    return list(section.filter(pk__in=ids)) if ids else []
+
+
 def _walk(qs: QuerySet[Report], sort: str, *, limit: int, key: tuple | None = None,
-          reverse: bool = False) -> list[Report]:
+          reverse: bool = False, one_status: bool = False, overdue_only: bool = False) -> list[Report]:
     """Up to `limit` reports after `key` in the queue order (before it when reverse): overdue
-    reports first, then the rest, one section at a time."""
+    reports first, then the rest, one section at a time. `one_status`: qs keeps one status, so
+    the overdue section is first looked for on report_queue_due_idx (_all_if_few).
+    `overdue_only`: qs keeps only overdue reports, so the other section, empty, is not read
+    (the planner would not see that and walk the whole status to find nothing)."""
     sections = [False, True] if reverse else [True, False]
     if key is not None:  # start in the key's own section
         sections = sections[sections.index(key[0] == (sort == "newest")):]
     rows: list[Report] = []
     for late in sections:
-        rows += _section(qs, sort, late=late, key=key, reverse=reverse)[: limit - len(rows)]
-        if len(rows) >= limit:
-            break
+        if late or not overdue_only:
+            section = _section(qs, sort, late=late, key=key, reverse=reverse)
+            few = _all_if_few(section, limit - len(rows)) if late and one_status else None
+            rows += few if few is not None else section[: limit - len(rows)]
+            if len(rows) >= limit:
+                break
         key = None  # the next section from its start
     return rows
+
+
+def _one_status(filters: QueueFilters) -> bool:
+    return filters.status not in ("", "open")
 
 
 def sort_key(report: Report, sort: str) -> tuple:
@@ -245,7 +280,8 @@ def report_queue(*, filters: QueueFilters, cursor: str = "", page_size: int = PA
           .only(*QUEUE_ROW_FIELDS, "assignment__assignee__username", "spot_check__category",
                 "spot_check__probability"))
     key = decode_cursor(cursor, filters.sort) if cursor else None
-    rows = _walk(qs, filters.sort, limit=page_size + 1, key=key)
+    rows = _walk(qs, filters.sort, limit=page_size + 1, key=key, one_status=_one_status(filters),
+                 overdue_only=filters.overdue)
     more = len(rows) > page_size
     rows = rows[:page_size]
     _attach_small_tables(rows)
@@ -267,7 +303,8 @@ def queue_neighbour(*, report: Report, filters: QueueFilters, previous: bool = F
     """The report after (or before) `report` in the queue order; `report` itself
     need not match the filters any more (it has just been triaged)."""
     qs = filtered_reports(filters).exclude(pk=report.pk).only("pk", "service_request_id")
-    rows = _walk(qs, filters.sort, limit=1, key=sort_key(report, filters.sort), reverse=previous)
+    rows = _walk(qs, filters.sort, limit=1, key=sort_key(report, filters.sort), reverse=previous,
+                 one_status=_one_status(filters), overdue_only=filters.overdue)
     return rows[0] if rows else None
 
 

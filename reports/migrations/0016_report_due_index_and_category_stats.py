@@ -2,9 +2,10 @@
 
 - `report_queue_due_idx` on (status, the due date that applies now): the expression is
   console.selectors.DUE_SQL, text for text (it needs no now(), so it can be indexed; "overdue"
-  itself cannot). ANALYZE keeps statistics on it, so the planner knows how many reports of a
-  status are overdue; where few are, the overdue section seeks them here and sorts them rather
-  than walking report_queue_conf_idx through the whole status before it gives up.
+  itself cannot). console.selectors._all_if_few reads a status's overdue reports in this
+  order, at most a page and one, so a status with almost none overdue costs a few index
+  entries instead of a walk of report_queue_conf_idx through the whole status (the planner
+  cannot see that few are overdue: it takes status and due date as independent).
 - Statistics (no index, nothing to maintain on writes) on the current category's COALESCE,
   which the category filter compares: without them the planner guessed 1 report in 200 per
   category where 1 in 8 was true, and sorted a parallel seq scan instead of walking

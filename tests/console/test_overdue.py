@@ -79,3 +79,46 @@ def test_j_and_k_cross_from_overdue_to_the_rest_and_back(three):
             assert queue_neighbour(report=by_ref[there], filters=filters, previous=True).service_request_id == here
         assert queue_neighbour(report=by_ref[order[-1]], filters=filters) is None
         assert queue_neighbour(report=by_ref[order[0]], filters=filters, previous=True) is None
+
+
+def test_few_or_many_overdue_reports_page_in_the_same_order(make_report):
+    """With one status the overdue section is read whole when it is small (_all_if_few) and
+    walked when it is not; with page_size 1 a page asks for two, so four overdue reports take
+    the walk until the last page of the section, and both give the queue order, J/K included."""
+    from console.selectors import queue_neighbour
+
+    now = timezone.now()
+    late = [make_report(probability=p, triage_due_at=now - timedelta(hours=h))
+            for p, h in ((0.7, 1), (0.3, 5), (0.5, 2), (0.3, 9))]
+    on_time = [make_report(probability=p, triage_due_at=now + timedelta(days=1)) for p in (0.1, 0.6)]
+    expected = [r.service_request_id for r in sorted(late, key=lambda r: (r.predicted_probability, r.created_at))]
+    expected += [r.service_request_id for r in on_time]
+    for filters, want in ((QueueFilters(), expected), (QueueFilters(overdue=True), expected[:4]),
+                          (QueueFilters(status=""), expected)):
+        seen, cursor = [], ""
+        for _ in range(10):
+            page = report_queue(filters=filters, cursor=cursor, page_size=1)
+            seen += _refs(page)
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        assert seen == want, filters
+        assert _refs(report_queue(filters=filters, page_size=50)) == want
+        by_ref = {r.service_request_id: r for r in late + on_time}
+        for here, there in zip(want, want[1:]):
+            assert queue_neighbour(report=by_ref[here], filters=filters).service_request_id == there
+            assert queue_neighbour(report=by_ref[there], filters=filters, previous=True).service_request_id == here
+    # A report that has just stopped being overdue (an overdue-only queue's J/K from it).
+    assert queue_neighbour(report=on_time[0], filters=QueueFilters(overdue=True)) is None
+    assert queue_neighbour(report=on_time[0], filters=QueueFilters(overdue=True),
+                           previous=True).service_request_id == expected[3]
+
+
+def test_the_due_date_index_holds_the_queue_s_expression():
+    """report_queue_due_idx helps only while its expression is the queue's, text for text."""
+    import importlib
+
+    from console.selectors import DUE_SQL
+
+    migration = importlib.import_module("reports.migrations.0016_report_due_index_and_category_stats")
+    assert DUE_SQL.replace('"reports_report".', "").replace('"', "") == migration.DUE
