@@ -15,7 +15,11 @@ Scores (higher = more unlike the training photos):
 - ``knn1``, ``knn10``: cosine distance to the 1st / 10th nearest training photo
   (``training.openset``, the features as the head normalises them);
 - ``mahalanobis``: class-conditional, shared covariance with shrinkage, on the
-  same normalised features.
+  same normalised features;
+- ``knn1+energy``: the served score (``training.openset.fit_open_set`` with
+  out-of-fold logits): unknown when the knn1 distance is above its 95th
+  held-out percentile or the energy ``-logsumexp(logits / T)`` above its 95th
+  (cross-validation's out-of-fold logits), as one number with threshold 0.
 
 A second table (``--part newclass``) measures learning a new category from its first 15 verified
 photos the same way: its recall on its photos not trained on, and the worst change of an old class's
@@ -41,7 +45,9 @@ from training import data
 from training.config import TrainConfig
 from training.features import Encoder, Images
 from training.model import FEATURE_DIM, STAGE_FEATURE_DIM, create_model
-from training.openset import QUANTILE, knn_score, normalise
+from training.head import cross_validate_head, fit_head, sample_weights
+from training.model import new_head
+from training.openset import QUANTILE, fit_open_set, knn_score, normalise
 
 CHUNKS = (FEATURE_DIM, STAGE_FEATURE_DIM)
 AUTO = 0.85
@@ -76,6 +82,19 @@ def scores(name: str, model, train_f: torch.Tensor, y: np.ndarray, queries: torc
     if name.startswith("knn"):
         return knn_score(bank, q, int(name[3:])).numpy()
     return mahalanobis(bank, y, q)
+
+
+def fit_oof(feats: torch.Tensor, y: np.ndarray, config: TrainConfig, n_classes: int):
+    """``local_bench.fit`` (phase 1's head, class-balanced, both feature levels), keeping cross-validation's
+    out-of-fold logits: the energy rule's held-out known photos, as ``training.recipe`` uses them."""
+    head, yt = new_head(n_classes, stage_dim=feats.shape[-1] - FEATURE_DIM), torch.from_numpy(y)
+    w = torch.from_numpy(sample_weights(y, np.zeros(len(y), bool), 0.0))
+    folds = min(config.cv_folds, int(np.bincount(y).min()))
+    _, l2, temperature, oof = cross_validate_head(head, feats[:config.cache_views], yt, folds=folds, seed=0,
+                                                  max_iter=config.head_max_iter, weights=w)
+    fit_head(head, feats[:config.cache_views], yt, torch.arange(len(y)), l2=l2, max_iter=config.head_max_iter,
+             weights=w)
+    return (head, temperature, True), oof
 
 
 def held_out(name: str, model, train_f: torch.Tensor, y: np.ndarray) -> np.ndarray:
@@ -115,8 +134,16 @@ def new_class_table(args, config, classes, pool_f, y_pool, hold_f, y_hold) -> No
         for seed in range(args.seeds):
             chosen = np.random.default_rng(seed).choice(members, n, replace=False)
             rows = np.concatenate([np.flatnonzero(keep), chosen])
-            m = fit(pool_f[:, rows], torch.from_numpy(y_pool[rows]), np.zeros(len(rows), bool), share=0.0,
-                    stage=True, views=config.cache_views, balance=True, config=config, n_classes=len(classes))
+            if args.new_class_l2:  # the head at a fixed L2 instead of cross-validation's choice
+                head = new_head(len(classes), stage_dim=pool_f.shape[-1] - FEATURE_DIM)
+                y_new = torch.from_numpy(y_pool[rows])
+                fit_head(head, pool_f[:config.cache_views, rows], y_new, torch.arange(len(rows)),
+                         l2=args.new_class_l2, max_iter=config.head_max_iter,
+                         weights=torch.from_numpy(sample_weights(y_pool[rows], np.zeros(len(rows), bool), 0.0)))
+                m = (head, 1.0, True)  # argmax only: the temperature does not matter
+            else:
+                m = fit(pool_f[:, rows], torch.from_numpy(y_pool[rows]), np.zeros(len(rows), bool), share=0.0,
+                        stage=True, views=config.cache_views, balance=True, config=config, n_classes=len(classes))
             rest = torch.cat([hold_f[y_hold == c], pool_f[0, np.setdiff1d(members, chosen)]])
             recalls.append((predict(m, rest[None]).argmax(1) == c).mean())
             new_f1 = f1(np.array(classes)[predict(m, hold_f[None, hold_old]).argmax(1)])
@@ -132,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-cache", default=".local/feature-cache")
     parser.add_argument("--holdout-per-class", type=int, default=40,
                         help="civic-photos-dev photos per class held out (the fixed holdout)")
-    parser.add_argument("--scores", nargs="+", default=["msp", "knn1", "knn10", "mahalanobis"])
+    parser.add_argument("--scores", nargs="+", default=["msp", "knn1", "knn10", "mahalanobis", "knn1+energy"])
     parser.add_argument("--part", nargs="+", default=["openset", "newclass"], choices=("openset", "newclass"))
     parser.add_argument("--new-class-photos", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=3, help="draws of the new class's photos")
+    parser.add_argument("--new-class-l2", type=float, default=0.0,
+                        help="fit the model with the new class at this head L2 (0: cross-validated, as phase 1)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = TrainConfig(data=args.dev, feature_cache=args.feature_cache)
@@ -165,15 +194,20 @@ def main(argv: list[str] | None = None) -> int:
         keep = y_pool != c
         y = np.array([known.index(classes[i]) for i in y_pool[keep]])
         feats = pool_f[:, keep]
-        model = fit(feats, torch.from_numpy(y), np.zeros(len(y), bool), share=0.0, stage=True,
-                    views=config.cache_views, balance=True, config=config, n_classes=len(known))
+        model, oof = fit_oof(feats, y, config, len(known))
         if unknown_f is None:
             unknown_f = torch.cat([hold_f[y_hold == c], pool_f[0, ~keep]])
         known_f = hold_f[y_hold != c]
         for name in args.scores:
-            s_known = scores(name, model, feats[0], y, known_f)
-            s_unknown = scores(name, model, feats[0], y, unknown_f)
-            threshold = float(np.quantile(held_out(name, model, feats[0], y), QUANTILE))
+            if name == "knn1+energy":
+                served = fit_open_set(feats[0], y, CHUNKS, k=1, held_out_logits=oof, temperature=model[1])
+                with torch.no_grad():
+                    s_known, s_unknown = (served.scorer(CHUNKS)(f, model[0](f)).numpy() for f in (known_f, unknown_f))
+                threshold = served.threshold
+            else:
+                s_known = scores(name, model, feats[0], y, known_f)
+                s_unknown = scores(name, model, feats[0], y, unknown_f)
+                threshold = float(np.quantile(held_out(name, model, feats[0], y), QUANTILE))
 
             def auto(f: torch.Tensor, s: np.ndarray, flag: bool) -> np.ndarray:
                 p = predict(model, f[None])

@@ -23,7 +23,7 @@ from inference.modelformat import (
 )
 from inference.preprocess import PreprocessSpec
 from training.model import architecture
-from training.openset import KnnScore, OpenSet
+from training.openset import OpenSet
 
 OPSET = 17
 PARITY_ATOL = 1e-4  # max abs logit difference allowed between torch and ONNX Runtime
@@ -50,7 +50,7 @@ def export_model(
     it was); the export is checked with ``onnx.checker`` and against torch on
     a batch of two random inputs, raising ``AssertionError`` on a mismatch.
     With ``open_set`` the graph has a second output, ``unknown_score``
-    (:class:`training.openset.KnnScore` on the features the head reads), and
+    (:meth:`training.openset.OpenSet.scorer` on the features the head reads and its logits), and
     metadata.json an ``open_set`` block with its threshold.
     """
     if temperature <= 0:
@@ -61,7 +61,7 @@ def export_model(
     model = copy.deepcopy(model).cpu().float().eval()
     outputs = [OUTPUT_NAME]
     if open_set is not None:
-        model = _WithOpenSet(model, KnnScore(open_set.bank, model.get_classifier().chunks, open_set.k))
+        model = _WithOpenSet(model, open_set.scorer(model.get_classifier().chunks))
         outputs.append(UNKNOWN_OUTPUT)
     size = preprocess.input_size
     sample = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -110,13 +110,14 @@ def export_model(
 class _WithOpenSet(nn.Module):
     """Logits and the open-set score from one pass through the backbone."""
 
-    def __init__(self, model: nn.Module, scorer: KnnScore):
+    def __init__(self, model: nn.Module, scorer: nn.Module):
         super().__init__()
         self.model, self.scorer = model, scorer
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.model.features(x)
-        return self.model.get_classifier()(feats), self.scorer(feats)
+        logits = self.model.get_classifier()(feats)
+        return logits, self.scorer(feats, logits)
 
 
 def update_metrics(model_dir: Path, metrics: dict) -> None:

@@ -51,6 +51,7 @@ class HeadFit:
     calibration: Calibration  # cross-validated (T = 1 when a class has a single image)
     train_only: dict | None  # the head's state fitted on the train split alone (None without a val split)
     eval_features: torch.Tensor  # [N, D] eval-crop features of train + val: the open set's bank
+    oof_logits: np.ndarray | None = None  # cross-validation's out-of-fold logits (same rows): the energy rule's
 
 
 def sample_weights(labels: np.ndarray, local: np.ndarray, local_share: float) -> np.ndarray:
@@ -144,7 +145,7 @@ def fit_phase1(head: nn.Linear, feats: torch.Tensor, labels: np.ndarray, local: 
                                                            max_iter=config.head_max_iter, weights=weights)
         calibration = Calibration.measure(oof, labels, temperature, classes, f"{k}-fold cross-validation")
     else:  # a class with one image: nothing to cross-validate on
-        cv_nll, l2, calibration = float("nan"), config.head_l2, Calibration()
+        cv_nll, l2, calibration, oof = float("nan"), config.head_l2, Calibration(), None
     train_only = None
     if n_train < len(labels):
         fit_head(head, feats, y, torch.arange(n_train, device=device), l2=l2, max_iter=config.head_max_iter,
@@ -156,4 +157,4 @@ def fit_phase1(head: nn.Linear, feats: torch.Tensor, labels: np.ndarray, local: 
              len(labels), len(feats), l2, k, cv_nll, calibration.temperature)
     history = {"phase": 1, "images": len(labels), "views": len(feats), "cv_folds": k, "head_l2": l2,
                "cv_nll": cv_nll, "temperature": calibration.temperature}
-    return HeadFit(history, calibration, train_only, feats[0])
+    return HeadFit(history, calibration, train_only, feats[0], oof)

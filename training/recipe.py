@@ -208,13 +208,19 @@ class Recipe:
         if cfg.open_set:
             with _timed(seconds, "open_set"):
                 parts = [p for p in (train, val) if len(p)]
+                kept = outcome is Outcome.PHASE2_KEPT
                 feats = (torch.cat([self.encoder.eval_features(model, p) for p in parts])
-                         if outcome is Outcome.PHASE2_KEPT else phase1.eval_features)  # a new backbone, a new bank
+                         if kept else phase1.eval_features)  # a new backbone, a new bank
+                # logits of photos not trained on: the val split's under a kept phase 2, else phase 1's out-of-fold
+                held_logits = self.encoder.logits(model, val).numpy() if kept else phase1.oof_logits
                 open_set = fit_open_set(feats.cpu(), np.concatenate([p.labels for p in parts]),
                                         model.get_classifier().chunks, k=cfg.open_set_k,
-                                        quantile=cfg.open_set_quantile, seed=cfg.seed)
-            log.info("open set: %d-NN cosine distance, threshold %.4f (%.0f %% of held-out known photos below)",
-                     open_set.k, open_set.threshold, 100 * open_set.quantile)
+                                        quantile=cfg.open_set_quantile, seed=cfg.seed, held_out_logits=held_logits,
+                                        temperature=calibration.temperature,
+                                        energy_quantile=cfg.open_set_energy_quantile)
+            log.info("open set: %d-NN cosine distance above its %.0f %% held-out quantile%s",
+                     open_set.k, 100 * open_set.quantile, "" if open_set.energy is None else
+                     f" or energy above its {100 * open_set.energy.quantile:.0f} %")
         return Trained(model.cpu(), calibration, outcome, history, seconds, open_set)
 
     def _from_scratch(self, model: nn.Module, train: Images, val: Images, seconds: dict[str, float]) -> Trained:
