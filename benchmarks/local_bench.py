@@ -46,7 +46,7 @@ def fit(feats: torch.Tensor, y: torch.Tensor, local: np.ndarray, *, share: float
         balance: bool, config: TrainConfig, n_classes: int):
     """Phase 1's head on ``feats`` ([views, N, D]); returns (head, temperature)."""
     x = (feats if stage else feats[..., :FEATURE_DIM])[:views]
-    head = new_head(n_classes, stage_features=stage)
+    head = new_head(n_classes, stage_features=stage, stage_dim=feats.shape[-1] - FEATURE_DIM)  # Lite2's is wider
     w = torch.from_numpy(sample_weights(y.numpy(), local, share)) if balance else torch.ones(len(y))
     folds = min(config.cv_folds, int(np.bincount(y.numpy()).min()))
     _, l2, temperature, _ = cross_validate_head(head, x, y, folds=folds, seed=0, max_iter=config.head_max_iter,
