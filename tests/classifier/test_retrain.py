@@ -7,7 +7,7 @@ from django.db import connection
 from PIL import Image
 
 from classifier.models import ModelVersion, TrainingSplit
-from classifier.retrain import (LOCK_KEY, data_shortfalls, gate, gate_slices, gates_to_apply, one_photo_allowances,
+from classifier.retrain import (LOCK_KEY, data_shortfalls, gate, gate_slices, gates_to_apply, photos_right,
                                 retrain)
 from classifier.services import model_activate, model_register
 from classifier.training_data import assign_splits, export_training_set
@@ -40,12 +40,10 @@ def with_support(f1, per_class):
     return {"macro_f1": f1, "per_class": {c: {"recall": r, "support": n} for c, (r, n) in per_class.items()}}
 
 
-def test_one_photo_allowances_by_hand():
-    # 2 and 4 photos: one photo is 1/2 and 1/4 of a class's recall, 3 / (2 * 2) of macro-F1.
-    f1, recall = one_photo_allowances(with_support(0.8, {"no_issue": (0.5, 2), "fly_tipping": (1.0, 4)}), 1)
-    assert f1 == pytest.approx(0.75) and recall == {"no_issue": 0.5, "fly_tipping": 0.25}
-    assert one_photo_allowances(with_support(0.8, {"no_issue": (0.5, 2)}), 0) == (0.0, {})
-    assert one_photo_allowances(metrics(0.8, {"no_issue": 0.5}), 1) == (0.0, {})  # supports unknown
+def test_photos_right_by_hand():
+    assert photos_right(with_support(0.8, {"no_issue": (0.5, 2), "fly_tipping": (0.75, 4)})) == {"no_issue": 1,
+                                                                                              "fly_tipping": 3}
+    assert photos_right(metrics(0.8, {"no_issue": 0.5})) is None  # supports unknown: no grace
 
 
 def test_one_photo_flipping_on_a_small_slice_does_not_decide_but_two_do():
@@ -58,7 +56,10 @@ def test_one_photo_flipping_on_a_small_slice_does_not_decide_but_two_do():
     assert gate(one_flip, active, **LIMITS, grace_photos=1).promote
     worse = gate(two_flips, active, **LIMITS, grace_photos=1)
     assert not worse.promote and any("recall of no_issue drops 1.000" in r for r in worse.reasons)
-    # On a 40-per-class holdout one photo is 2.5 points of recall: the 5-point limit still rules.
+    # Both photos of a two-photo slice wrong: two photos, not one.
+    pair = with_support(1.0, {"no_issue": (1.0, 1), "pothole": (1.0, 1)})
+    assert not gate(with_support(0.0, {"no_issue": (0.0, 1), "pothole": (0.0, 1)}), pair, **LIMITS, grace_photos=1).promote
+    # On a 40-per-class holdout losing 4 potholes is 10 points of recall and 4 photos: rejected.
     big_active = with_support(0.95, {"pothole": (0.95, 40), "no_issue": (0.95, 40)})
     big_worse = with_support(0.90, {"pothole": (0.85, 40), "no_issue": (0.95, 40)})
     assert not gate(big_worse, big_active, **LIMITS, grace_photos=1).promote
