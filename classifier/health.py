@@ -9,9 +9,7 @@ the active model loads where it is served.
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Count
@@ -25,22 +23,6 @@ from .models import AutoTriageSwitchOff, ModelVersion, WorkerHeartbeat
 from .services import has_ever_had_a_model
 from .tasks import CLASSIFY_QUEUE
 
-_digests: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: rehash only a file that changed
-
-
-def _sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        _digests.clear()
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
-
-
 def model_files_error(version: ModelVersion) -> str | None:
     """Why the active model's files cannot serve (missing, or not the bytes registered), else None.
     With MODEL_STORAGE=s3 a missing or damaged local copy is fetched again first, so the answer
@@ -52,7 +34,7 @@ def model_files_error(version: ModelVersion) -> str | None:
     onnx = version.directory / "model.onnx"
     if not (version.directory / "metadata.json").is_file() or not onnx.is_file():
         return f"model {version.version}: files missing in {version.directory}"
-    if version.sha256 and _sha256(onnx) != version.sha256:
+    if version.sha256 and model_files.file_sha256(onnx) != version.sha256:
         return f"model {version.version}: model.onnx does not match its registered sha256"
     return None
 

@@ -50,7 +50,7 @@ def in_object_storage() -> bool:
 def file_digests(directory: Path) -> dict[str, str]:
     """Every file of a model directory (sub-folders included), relative POSIX path -> sha256:
     what ModelVersion.files records at registration."""
-    return {path.relative_to(directory).as_posix(): _sha256(path)
+    return {path.relative_to(directory).as_posix(): file_sha256(path)
             for path in sorted(directory.rglob("*")) if path.is_file()}
 
 
@@ -103,7 +103,7 @@ def local_directory(version) -> Path:
 
 def _holds(directory: Path, expected: dict[str, str]) -> bool:
     try:
-        return all(_sha256(directory / relative) == digest for relative, digest in expected.items())
+        return all(file_sha256(directory / relative) == digest for relative, digest in expected.items())
     except OSError:  # a file is missing
         return False
 
@@ -165,7 +165,9 @@ def _key(storage, name: str) -> str:
     return f"{location.rstrip('/')}/{name}" if location else name
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's sha256, remembered by (path, size, mtime) so an unchanged file is not hashed again
+    (the heartbeat and /healthz check the active model's files every few seconds)."""
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _digests:
