@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from local_bench import CLEAN, FLY, fit, local_scores, predict
+from local_bench import CLEAN, FLY, fit, load_sets, local_scores, predict
 from local_heads import separability
-from training import data
 from training.config import TrainConfig
 from training.export import export_model
 from training.features import Encoder, Images, spec_for
@@ -94,10 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     base = TrainConfig(data=args.dev, feature_cache=args.feature_cache)
-    dev = sorted(data.load_samples(args.dev), key=lambda s: str(s.path))
-    local = sorted(data.load_samples(args.local, default_source="local"), key=lambda s: str(s.path))
-    classes = data.class_names(dev)
-    holdout, pool = data.stratified_take(dev, per_class=40, seed=base.split_seed)
+    local, classes, holdout, pool = load_sets(args.dev, args.local, holdout_per_class=40,
+                                              split_seed=base.split_seed)
     if args.dev_subset:
         keep = np.random.default_rng(0).choice(len(pool), max(0, args.dev_subset - len(holdout)), replace=False)
         pool = [pool[i] for i in sorted(keep)]

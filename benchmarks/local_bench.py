@@ -110,6 +110,15 @@ def extra_views(encoder: Encoder, model, images: Images, kind: str) -> torch.Ten
     return torch.stack(views)
 
 
+def load_sets(dev_dir: str, local_dir: str, *, holdout_per_class: int, split_seed: int):
+    """local-reports-dev in a fixed order, civic-photos-dev's classes, its fixed holdout and the
+    rest of it (the pool training draws from), as every benchmark here uses them."""
+    dev = sorted(data.load_samples(dev_dir), key=lambda s: str(s.path))
+    local = sorted(data.load_samples(local_dir, default_source="local"), key=lambda s: str(s.path))
+    holdout, pool = data.stratified_take(dev, per_class=holdout_per_class, seed=split_seed)
+    return local, data.class_names(dev), holdout, pool
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev", required=True)
@@ -127,10 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = TrainConfig(data=args.dev, feature_cache=args.feature_cache)
-    dev = sorted(data.load_samples(args.dev), key=lambda s: str(s.path))
-    local = sorted(data.load_samples(args.local, default_source="local"), key=lambda s: str(s.path))
-    classes = data.class_names(dev)
-    holdout, pool = data.stratified_take(dev, per_class=args.holdout_per_class, seed=config.split_seed)
+    local, classes, holdout, pool = load_sets(args.dev, args.local, holdout_per_class=args.holdout_per_class,
+                                              split_seed=config.split_seed)
     encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes)).eval()
     start = time.perf_counter()

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from local_bench import CLEAN, FLY, extra_views, fit, local_scores, predict
+from local_bench import CLEAN, FLY, extra_views, fit, load_sets, local_scores, predict
 from training import data
 from training.config import TrainConfig
 from training.features import Encoder, Images
@@ -114,10 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = TrainConfig(data=args.dev, feature_cache=args.feature_cache)
-    dev = sorted(data.load_samples(args.dev), key=lambda s: str(s.path))
-    local = sorted(data.load_samples(args.local, default_source="local"), key=lambda s: str(s.path))
-    classes = data.class_names(dev)
-    holdout, pool = data.stratified_take(dev, per_class=40, seed=config.split_seed)
+    local, classes, holdout, pool = load_sets(args.dev, args.local, holdout_per_class=40,
+                                              split_seed=config.split_seed)
     encoder = Encoder(config, torch.device("cpu"))
     model = create_model(len(classes)).eval()
     images = {n: Images(s, encoder.spec, classes, n) for n, s in (("pool", pool), ("holdout", holdout), ("local", local))}
