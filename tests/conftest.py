@@ -1,10 +1,37 @@
 import itertools
+import runpy
+from pathlib import Path
 
 import pytest
 
 from tests import images
 
 _colors = itertools.count(1)
+BASE_SETTINGS = Path(__file__).resolve().parents[1] / "config" / "settings" / "base.py"
+STORAGE_VARIABLES = ("PHOTO_STORAGE", "MODEL_STORAGE", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID",
+                     "S3_SECRET_ACCESS_KEY", "S3_PRIVATE_BUCKET", "S3_PUBLIC_BUCKET", "S3_PUBLIC_URL",
+                     "S3_SIGNED_URL_SECONDS")
+
+
+def storage_settings(monkeypatch, **env) -> dict:
+    """config/settings/base.py run afresh with these variables and no other storage ones: the
+    settings a deployment with that environment gets."""
+    for name in STORAGE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(BASE_SETTINGS))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The S3 test server (tests/s3server.py) on loopback, one for the session; tests make their
+    own buckets."""
+    from tests.s3server import S3Server  # moto loads only for the tests that use it
+
+    server = S3Server().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

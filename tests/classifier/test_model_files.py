@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -27,30 +26,12 @@ from classifier.services import model_activate, model_register
 from classifier.worker import heartbeat_write
 from reports import services
 from reports.models import Report
+from tests.conftest import storage_settings
 from tests.images import jpeg
-from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.s3server import ACCESS_KEY, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_SETTINGS = ROOT / "config" / "settings" / "base.py"
-VARIABLES = ("PHOTO_STORAGE", "MODEL_STORAGE", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID",
-             "S3_SECRET_ACCESS_KEY", "S3_PRIVATE_BUCKET", "S3_PUBLIC_BUCKET", "S3_PUBLIC_URL")
 PHOTOS = [jpeg(lat=51.5, lon=-0.1, color=(30 * i, 200 - 40 * i, 90)) for i in range(4)]
-
-
-def configured(monkeypatch, **env) -> dict:
-    """config/settings/base.py run afresh with these variables (and no other storage ones)."""
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return runpy.run_path(str(BASE_SETTINGS))
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    server = S3Server().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -63,7 +44,7 @@ def bucket(s3_server, settings, monkeypatch):
     env = {"MODEL_STORAGE": "s3", "S3_ENDPOINT_URL": s3_server.endpoint_url, "S3_ACCESS_KEY_ID": ACCESS_KEY,
            "S3_SECRET_ACCESS_KEY": SECRET_KEY, "S3_PRIVATE_BUCKET": name}
     settings.MODEL_STORAGE = "s3"
-    settings.STORAGES = {**settings.STORAGES, "models": configured(monkeypatch, **env)["STORAGES"]["models"]}
+    settings.STORAGES = {**settings.STORAGES, "models": storage_settings(monkeypatch, **env)["STORAGES"]["models"]}
 
     def keys() -> list[str]:
         return sorted(o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", []))
@@ -83,11 +64,11 @@ def top_k(classifier) -> list:
 
 
 def test_models_stay_on_local_disk_unless_model_storage_says_s3(monkeypatch):
-    assert "models" not in configured(monkeypatch, PHOTO_STORAGE="local")["STORAGES"]
-    models = configured(monkeypatch, MODEL_STORAGE="s3", S3_PRIVATE_BUCKET="originals")["STORAGES"]["models"]
+    assert "models" not in storage_settings(monkeypatch, PHOTO_STORAGE="local")["STORAGES"]
+    models = storage_settings(monkeypatch, MODEL_STORAGE="s3", S3_PRIVATE_BUCKET="originals")["STORAGES"]["models"]
     assert models["BACKEND"] == "classifier.s3.ModelStorage" and models["OPTIONS"]["bucket_name"] == "originals"
     with pytest.raises(ImproperlyConfigured, match="MODEL_STORAGE"):
-        configured(monkeypatch, MODEL_STORAGE="nfs")
+        storage_settings(monkeypatch, MODEL_STORAGE="nfs")
 
 
 @pytest.mark.django_db

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import io
 import json
-import runpy
 import socket
 import time
 import urllib.error
@@ -15,7 +14,6 @@ import urllib.request
 import uuid
 from datetime import timedelta
 from email.message import Message
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -36,32 +34,12 @@ from reports.models import Report
 from reports.orphans import orphan_photos_sweep
 from reports.s3 import PrivatePhotoStorage, PublicPhotoStorage
 from reports.updates import report_add_update
-from tests.conftest import point_photo_fields
+from tests.conftest import point_photo_fields, storage_settings
 from tests.labels import verified_report
-from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.s3server import ACCESS_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.django_db
 GOOD = {"latitude": "51.5", "longitude": "-0.1"}
-BASE_SETTINGS = Path(__file__).resolve().parents[2] / "config" / "settings" / "base.py"
-VARIABLES = ("PHOTO_STORAGE", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
-             "S3_PRIVATE_BUCKET", "S3_PUBLIC_BUCKET", "S3_PUBLIC_URL", "S3_SIGNED_URL_SECONDS")
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    server = S3Server().start()
-    server.s3 = server.client()
-    yield server
-    server.stop()
-
-
-def s3_settings(monkeypatch, **env) -> dict:
-    """config/settings/base.py run afresh with these variables: the settings PHOTO_STORAGE=s3 gives."""
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return runpy.run_path(str(BASE_SETTINGS))
 
 
 def deny_writes_policy(bucket: str) -> str:
@@ -75,9 +53,9 @@ def s3(s3_server, settings, monkeypatch, media_dirs):
     STORAGES from the real settings code with PHOTO_STORAGE=s3; the photo fields re-pointed."""
     suffix = uuid.uuid4().hex[:10]
     private, public = f"private-{suffix}", f"public-{suffix}"
-    client = s3_server.s3
+    client = s3_server.client()
     s3_server.create_photo_buckets(private, public, client)
-    configured = s3_settings(monkeypatch, PHOTO_STORAGE="s3", S3_ENDPOINT_URL=s3_server.endpoint_url,
+    configured = storage_settings(monkeypatch, PHOTO_STORAGE="s3", S3_ENDPOINT_URL=s3_server.endpoint_url,
                              S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY,
                              S3_PRIVATE_BUCKET=private, S3_PUBLIC_BUCKET=public)
     settings.STORAGES = {**settings.STORAGES, "private": configured["STORAGES"]["private"],
@@ -118,8 +96,8 @@ def staff_client(client):
 # Configuration -------------------------------------------------------------------------------
 
 def test_local_disk_is_the_default_and_s3_comes_from_the_environment(monkeypatch):
-    assert s3_settings(monkeypatch)["STORAGES"]["private"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
-    configured = s3_settings(monkeypatch, PHOTO_STORAGE="s3", S3_PRIVATE_BUCKET="originals", S3_PUBLIC_BUCKET="photos",
+    assert storage_settings(monkeypatch)["STORAGES"]["private"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    configured = storage_settings(monkeypatch, PHOTO_STORAGE="s3", S3_PRIVATE_BUCKET="originals", S3_PUBLIC_BUCKET="photos",
                              S3_REGION="eu-west-2", S3_SIGNED_URL_SECONDS="60",
                              S3_PUBLIC_URL="https://photos.example.org/")
     private, public = configured["STORAGES"]["private"], configured["STORAGES"]["public"]
@@ -133,7 +111,7 @@ def test_local_disk_is_the_default_and_s3_comes_from_the_environment(monkeypatch
     behind_the_web_server = PublicPhotoStorage(**{**public["OPTIONS"], "public_url": "/media/"})
     assert behind_the_web_server.url("thumbs/X.jpg") == "/media/thumbs/X.jpg"
     with pytest.raises(ImproperlyConfigured, match="PHOTO_STORAGE"):
-        s3_settings(monkeypatch, PHOTO_STORAGE="nfs")
+        storage_settings(monkeypatch, PHOTO_STORAGE="nfs")
 
 
 # Where the three objects go ------------------------------------------------------------------
