@@ -101,6 +101,11 @@ def test_local_bench_and_openset_bench(tmp_path, dev, local):
         "--new-class-photos", 2, "--seeds", 1)
 
 
+def test_local_ceiling(local):
+    run("local_ceiling.py", "--local", local, "--sizes", 64, "--draws", 1, "--finetune-draws", 1, "--epochs", 1,
+        "--train", 2, 2)
+
+
 def test_console_bench():
     """On its own database (the name must contain "bench"), beside the test database."""
     url = urlsplit(os.environ.get("DATABASE_URL", "postgis://civic@127.0.0.1:54339/civic"))
