@@ -22,7 +22,7 @@ from torch import nn
 
 from training import data
 from training.config import TrainConfig
-from training.metrics import classification_report, ece, fit_temperature, nll, softmax
+from training.metrics import classification_report, ece, fit_temperature, nll_per_sample, softmax
 from training.model import NormalizedLinear
 
 log = logging.getLogger("training")
@@ -112,9 +112,15 @@ def cross_validate_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tens
                         max_iter: int, weights: torch.Tensor | None = None) -> tuple[float, float, float, np.ndarray]:
     """Stratified ``folds``-fold cross-validation of :func:`fit_head` over ``HEAD_L2_CHOICES``: an image's
     views stay in one fold and its eval crop (view 0) is scored. Returns the best L2's out-of-fold NLL at
-    its fitted temperature, the L2, the temperature and the out-of-fold logits."""
+    its fitted temperature, the L2, the temperature and the out-of-fold logits.
+
+    The L2 is chosen by the NLL under the same ``weights`` the head is fitted with (class balance, and
+    the council's own photos' share): a mean over photos let the big classes choose it, so a new class's
+    first 15 photos or a council's first local labels barely counted (docs/BENCHMARKS.md, "A new
+    category from its first 15 verified photos"). The temperature is still fitted on every photo alike."""
     y = labels.cpu().numpy()
     fold_of = torch.from_numpy(data.stratified_folds(y, folds, seed)).to(labels.device)
+    w = None if weights is None else weights.cpu().numpy().astype(np.float64)
     trials = []
     for l2 in HEAD_L2_CHOICES:
         oof = np.zeros((len(y), head.out_features), np.float32)
@@ -124,7 +130,9 @@ def cross_validate_head(head: nn.Linear, feats: torch.Tensor, labels: torch.Tens
             with torch.no_grad():
                 oof[held.cpu().numpy()] = head(feats[0, held]).cpu().numpy()
         temperature = fit_temperature(oof, y)
-        trials.append((nll(oof, y, temperature), l2, temperature, oof))
+        per_photo = nll_per_sample(oof, y, temperature)
+        loss = float(per_photo.mean() if w is None else (w * per_photo).sum() / w.sum())
+        trials.append((loss, l2, temperature, oof))
     return min(trials, key=lambda t: t[0])
 
 

@@ -107,3 +107,25 @@ def test_a_corrupt_cache_file_is_recomputed(tmp_path):
     path = next(tmp_path.rglob("*.npy"))
     path.write_bytes(b"not numpy")
     assert cache.get("ab" * 32, "view0") is None
+
+
+def test_cross_validation_judges_the_l2_with_the_weights_the_head_is_fitted_with():
+    """A 6-photo class beside two of 60: the CV criterion is the weighted out-of-fold NLL, so the small
+    class counts as much as a big one when the head's L2 is chosen (not 6 photos in 126)."""
+    from training.head import HEAD_L2_CHOICES, cross_validate_head
+    from training.metrics import nll_per_sample
+
+    rng = np.random.default_rng(1)
+    counts = (60, 60, 6)
+    feats = torch.tensor(np.concatenate([rng.normal(3 * np.eye(3)[c], 1.5, (n, 3)) for c, n in enumerate(counts)]),
+                         dtype=torch.float32)[None]
+    labels = torch.tensor(np.repeat([0, 1, 2], counts))
+    w = torch.from_numpy(sample_weights(labels.numpy(), np.zeros(len(labels), bool), 0.0))
+    loss, l2, temperature, oof = cross_validate_head(torch.nn.Linear(3, 3), feats, labels, folds=3, seed=0,
+                                                     max_iter=100, weights=w)
+    per_photo = nll_per_sample(oof, labels.numpy(), temperature)
+    assert l2 in HEAD_L2_CHOICES
+    assert loss == pytest.approx(float((w.numpy() * per_photo).sum() / w.numpy().sum()), rel=1e-6)
+    assert loss != pytest.approx(float(per_photo.mean()), rel=1e-3)  # not the mean over photos
+    plain, *_ = cross_validate_head(torch.nn.Linear(3, 3), feats, labels, folds=3, seed=0, max_iter=100)
+    assert np.isfinite(plain)
