@@ -101,9 +101,9 @@ def test_local_bench_and_openset_bench(tmp_path, dev, local):
         "--new-class-photos", 2, "--seeds", 1)
 
 
-def test_local_ceiling(local):
-    run("local_ceiling.py", "--local", local, "--sizes", 64, "--draws", 1, "--finetune-draws", 1, "--epochs", 1,
-        "--train", 2, 2)
+def test_local_ceiling(dev, local):
+    run("local_ceiling.py", "--local", local, "--dev", dev, "--part", "frozen", "finetune", "dev", "--sizes", 64,
+        "--holdout-per-class", 3, "--draws", 1, "--finetune-draws", 1, "--epochs", 1, "--train", 2, 2)
 
 
 def test_console_bench():
