@@ -161,7 +161,7 @@ def fit_phase1(head: nn.Linear, feats: torch.Tensor, labels: np.ndarray, local: 
         train_only = copy.deepcopy(head.state_dict())
     fit_head(head, feats, y, torch.arange(len(labels), device=device), l2=l2, max_iter=config.head_max_iter,
              weights=weights)
-    log.info("phase 1: head fitted on %d images x %d views, L2 %g (%d-fold CV NLL %.4f), temperature %.3f",
+    log.info("phase 1: head fitted on %d images x %d views, L2 %g (%d-fold CV weighted NLL %.4f), temperature %.3f",
              len(labels), len(feats), l2, k, cv_nll, calibration.temperature)
     history = {"phase": 1, "images": len(labels), "views": len(feats), "cv_folds": k, "head_l2": l2,
                "cv_nll": cv_nll, "temperature": calibration.temperature}
