@@ -101,6 +101,12 @@ def test_local_bench_and_openset_bench(tmp_path, dev, local):
         "--new-class-photos", 2, "--seeds", 1)
 
 
+def test_cv_weighting(tmp_path, dev):
+    out = run("cv_weighting.py", "--data", dev, "--feature-cache", tmp_path / "features", "--holdout-seeds", 1,
+              "--holdout-per-class", 3)
+    assert "mean over photos" in out
+
+
 def test_local_ceiling(dev, local):
     run("local_ceiling.py", "--local", local, "--dev", dev, "--part", "frozen", "finetune", "dev", "--sizes", 64,
         "--holdout-per-class", 3, "--dev-per-class", 2, "all", "--dev-holdout-seeds", 1, "--dev-seeds", 1,
