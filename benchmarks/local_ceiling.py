@@ -70,11 +70,23 @@ def view(img: Image.Image, spec: PreprocessSpec, how: str) -> np.ndarray:
     return data.eval_transform(img, spec)
 
 
+def pooled_features(model, photos: list[Image.Image], spec: PreprocessSpec, how: str = "crop"
+                    ) -> dict[str, torch.Tensor]:
+    """Both levels of every photo's ``how`` view, pooled each way in ``POOLS``: {pooling: [N, 1600]}."""
+    out = {p: [] for p in POOLS}
+    with torch.no_grad():
+        for b in batches(len(photos), 16):
+            head_map, stage_map = maps(model, torch.from_numpy(np.stack([view(im, spec, how) for im in photos[b]])))
+            for p in POOLS:
+                out[p].append(torch.cat([pool(head_map, p), pool(stage_map, p)], 1))
+    return {p: torch.cat(v) for p, v in out.items()}
+
+
 def eval_batch(photos: list[Image.Image], idx, spec: PreprocessSpec) -> torch.Tensor:
     return torch.from_numpy(np.stack([view(photos[i], spec, "crop") for i in idx]))
 
 
-def draws(y: np.ndarray, n: int, train: tuple[int, int]):
+def local_draws(y: np.ndarray, n: int, train: tuple[int, int]):
     fly, clean = train
     for d in range(n):
         rng = np.random.default_rng(d)
@@ -110,18 +122,11 @@ def frozen(args, photos: list[Image.Image], y: np.ndarray) -> None:
         spec = spec_for(TrainConfig().at_input_size(side))
         for how in ("crop", "whole"):
             t = time.perf_counter()
-            pooled = {p: [] for p in POOLS}
-            with torch.no_grad():
-                for b in batches(len(photos), 16):
-                    x = torch.from_numpy(np.stack([view(im, spec, how) for im in photos[b]]))
-                    head_map, stage_map = maps(model, x)
-                    for p in POOLS:
-                        pooled[p].append(torch.cat([pool(head_map, p), pool(stage_map, p)], 1))
+            pooled = pooled_features(model, photos, spec, how)
             seconds = time.perf_counter() - t
-            for p in POOLS:
-                feats = torch.cat(pooled[p])
+            for p, feats in pooled.items():
                 rows = [separability(probe_scores(feats, y, tr, te, args.l2), y[te] == 1)
-                        for _, tr, te in draws(y, args.draws, args.train)]
+                        for _, tr, te in local_draws(y, args.draws, args.train)]
                 oof = np.empty(len(y))
                 for f in range(5):
                     oof[folds == f] = probe_scores(feats, y, np.flatnonzero(folds != f), np.flatnonzero(folds == f),
@@ -152,12 +157,9 @@ def finetune(args, photos: list[Image.Image], y: np.ndarray) -> None:
     print("\n| draw | epochs | trained | AUROC | clean called fly-tipping at 90 % recall | recall at 20 % clean "
           "| frozen GeM probe's AUROC, same draw | s |")
     print("|---|---|---|---|---|---|---|---|")
-    base = create_model(2).eval()
-    with torch.no_grad():  # the frozen GeM probe's features, for the same-draw comparison
-        frozen_feats = torch.cat([torch.cat([pool(m, "gem3") for m in maps(base, eval_batch(photos, idx, spec))], 1)
-                                  for idx in np.array_split(np.arange(len(y)), -(-len(y) // 16))])
+    frozen_feats = pooled_features(create_model(2).eval(), photos, spec)["gem3"]  # the same-draw comparison
     results = []
-    for d, tr, te in draws(y, args.finetune_draws, args.train):
+    for d, tr, te in local_draws(y, args.finetune_draws, args.train):
         torch.manual_seed(d)
         rng = np.random.default_rng(d)
         net = GeMLite0()
@@ -209,19 +211,9 @@ def with_dev(args, photos: list[Image.Image], y: np.ndarray) -> None:
                                          seed=TrainConfig().split_seed)
     fly, clean = classes.index(FLY), classes.index("no_issue")
 
-    def encode(images) -> dict[str, torch.Tensor]:
-        out = {p: [] for p in POOLS}
-        with torch.no_grad():
-            for b in batches(len(images), 16):
-                head_map, stage_map = maps(model, torch.from_numpy(np.stack([view(im, spec, "crop")
-                                                                             for im in images[b]])))
-                for p in POOLS:
-                    out[p].append(torch.cat([pool(head_map, p), pool(stage_map, p)], 1))
-        return {p: torch.cat(v) for p, v in out.items()}
-
     t = time.perf_counter()
-    f_dev = encode([decode(s.path) for s in dev])
-    f_local = encode(photos)
+    f_dev = pooled_features(model, [decode(s.path) for s in dev], spec)
+    f_local = pooled_features(model, photos, spec)
     seconds = time.perf_counter() - t
     index = {str(s.path): i for i, s in enumerate(dev)}
     pool_rows, hold_rows = ([index[str(s.path)] for s in part] for part in (pool_s, hold_s))
@@ -247,7 +239,7 @@ def with_dev(args, photos: list[Image.Image], y: np.ndarray) -> None:
             pred = base(f_local[p]).argmax(1).numpy()
         ood = ((pred[y == 1] == fly).mean(), (pred[y == 0] != clean).mean())
         rows = []
-        for _, tr, te in draws(y, args.draws, args.train):
+        for _, tr, te in local_draws(y, args.draws, args.train):
             feats = torch.cat([f_pool[p], f_local[p][tr]])
             labels = np.concatenate([y_pool, y_local[tr]])
             head = fit(feats, labels, np.r_[np.zeros(len(y_pool), bool), np.ones(len(tr), bool)])
