@@ -113,6 +113,12 @@ def test_local_ceiling(dev, local):
         "--draws", 1, "--finetune-draws", 1, "--epochs", 1, "--train", 2, 2)
 
 
+def test_unlabelled_local(dev, local, tmp_path):
+    out = run("unlabelled_local.py", "--local", local, "--dev", dev, "--holdout-per-class", 3, "--k", "0:0", "2:2",
+              "--draws", 1, "--feature-cache", tmp_path / "cache")
+    assert "| 2:2 | spread |" in out and "| 0:0 | adabn |" in out
+
+
 def test_console_bench():
     """On its own database (the name must contain "bench"), beside the test database."""
     url = urlsplit(os.environ.get("DATABASE_URL", "postgis://civic@127.0.0.1:54339/civic"))
