@@ -34,6 +34,7 @@ import sys
 import numpy as np
 import torch
 from local_bench import fit, load_sets, local_scores, predict
+from local_heads import separability
 
 from training.config import TrainConfig
 from training.features import Encoder, Images
@@ -42,12 +43,6 @@ from training.model import FEATURE_DIM, create_model
 from training.openset import normalise
 
 FLY, CLEAN = "fly_tipping", "no_issue"
-
-
-def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    s = np.concatenate([neg, pos])
-    ranks = s.argsort().argsort() + 1.0
-    return float((ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def align(feats: torch.Tensor, domain: torch.Tensor, how: str, chunks: tuple[int, ...]) -> torch.Tensor:
@@ -124,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def score(p_local: np.ndarray, p_hold: np.ndarray | None, rest: np.ndarray) -> dict:
         truth = y_local[rest]
-        out = {"auroc": auroc(p_local[rest][truth == fly, fly], p_local[rest][truth == clean, fly])}
+        kept = (truth == fly) | (truth == clean)
+        out = {"auroc": separability(p_local[rest][kept, fly], truth[kept] == fly)[0]}
         if p_hold is not None:
             out |= local_scores(p_local[rest], [classes[i] for i in truth], classes)
             out["holdout"] = classification_report(y_hold, p_hold, classes)["macro_f1"]
