@@ -18,8 +18,8 @@ Scores (higher = more unlike the training photos):
   same normalised features;
 - ``knn1+energy``: the served score (``training.openset.fit_open_set`` with
   out-of-fold logits): unknown when the knn1 distance is above its 95th
-  held-out percentile or the energy ``-logsumexp(logits / T)`` above its 95th
-  (cross-validation's out-of-fold logits), as one number with threshold 0.
+  held-out percentile or the energy ``-logsumexp(logits / T)`` above its 93rd
+  (cross-validation's out-of-fold logits; ``--energy-quantile``), as one number with threshold 0.
 
 A second table (``--part newclass``) measures learning a new category from its first 15 verified
 photos the same way: its recall on its photos not trained on, and the worst change of an old class's
@@ -47,7 +47,7 @@ from training.features import Encoder, Images
 from training.model import FEATURE_DIM, STAGE_FEATURE_DIM, create_model
 from training.head import cross_validate_head, fit_head, sample_weights
 from training.model import new_head
-from training.openset import QUANTILE, fit_open_set, knn_score, normalise
+from training.openset import ENERGY_QUANTILE, QUANTILE, fit_open_set, knn_score, normalise
 
 CHUNKS = (FEATURE_DIM, STAGE_FEATURE_DIM)
 AUTO = 0.85
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="civic-photos-dev photos per class held out (the fixed holdout)")
     parser.add_argument("--scores", nargs="+", default=["msp", "knn1", "knn10", "mahalanobis", "knn1+energy"])
     parser.add_argument("--part", nargs="+", default=["openset", "newclass"], choices=("openset", "newclass"))
+    parser.add_argument("--energy-quantile", type=float, default=ENERGY_QUANTILE,
+                        help="the served score's energy rule at this held-out percentile (knn1+energy)")
     parser.add_argument("--new-class-photos", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=3, help="draws of the new class's photos")
     parser.add_argument("--new-class-l2", type=float, default=0.0,
@@ -200,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         known_f = hold_f[y_hold != c]
         for name in args.scores:
             if name == "knn1+energy":
-                served = fit_open_set(feats[0], y, CHUNKS, k=1, held_out_logits=oof, temperature=model[1])
+                served = fit_open_set(feats[0], y, CHUNKS, k=1, held_out_logits=oof, temperature=model[1],
+                                      energy_quantile=args.energy_quantile)
                 with torch.no_grad():
                     s_known, s_unknown = (served.scorer(CHUNKS)(f, model[0](f)).numpy() for f in (known_f, unknown_f))
                 threshold = served.threshold

@@ -52,7 +52,7 @@ class TrainConfig:
     open_set: bool = True  # export an "unknown" score: distance to the k-th nearest training photo (training.openset)
     open_set_k: int = 1  # that k (1: the nearest; benchmarks/openset_bench.py compared 1 and 10)
     open_set_quantile: float = 0.95  # threshold = this quantile of held-out known photos' scores
-    open_set_energy_quantile: float = 0.95  # also flag a photo whose energy (-logsumexp of its logits / T) is above
+    open_set_energy_quantile: float = 0.93  # also flag a photo whose energy (-logsumexp of its logits / T) is above
     # this quantile of held-out known photos' (training.openset); 0 = the distance alone
     threads: int = 0  # torch CPU threads; 0 = all cores
     device: str = "auto"  # auto, cpu or cuda (mixed precision on cuda)
