@@ -13,6 +13,12 @@ the question is whether the features can tell the two apart at all, whatever the
 - ``finetune`` (at the first ``--sizes`` side): the last two stages and the 1x1 head conv trained
   too (AdamW, layer-wise LRs, ``training.data.Augment`` views, frozen BatchNorm statistics),
   GeM-pooled, on the same 20 + 10 draws.
+- ``imagenet``: the checkpoint's own ImageNet classifier (1,000 classes) on today's features (288 px,
+  eval crop, mean): each class's log-probability alone (the best of 1,000, chosen on the photos
+  scored: optimistic), the summed probability of the classes a person would pick for dumped rubbish
+  (``JUNK``: bags, boxes, crates, furniture, bedding) with and without the bin's own class
+  subtracted (zero labels), and the probe on the 1,000 standardised log-probabilities (20 + 10 draws),
+  beside today's probe on the same draws.
 - ``dev`` (with ``--dev``): each pooling with civic-photos-dev as well, at the first side: its
   holdout's macro-F1, out of the box on the council's photos, and the 20 + 10 adaptation with the
   dev pool and ``local_share`` 0.5 (what a change of pooling would do to the served recipe's probe);
@@ -43,10 +49,14 @@ from training import data
 from training.config import TrainConfig
 from training.features import batches, spec_for
 from training.head import fit_head, sample_weights
-from training.model import create_model, new_head
+from training.model import FEATURE_DIM, NormalizedLinear, create_model, new_head, weights_path
 
 FLY = "fly_tipping"
 POOLS = ("mean", "max", "gem3")
+ASHCAN = 412  # ImageNet-1k "ashcan, trash can, garbage can, wastebin"
+JUNK = {728: "plastic bag", 478: "carton", 519: "crate", 692: "packet", 831: "studio couch", 559: "folding chair",
+        765: "rocking chair", 532: "dining table", 526: "desk", 894: "wardrobe", 750: "quilt", 721: "pillow",
+        797: "sleeping bag", 791: "shopping cart", 876: "tub", 463: "bucket", 427: "barrel"}
 
 
 def pool(m: torch.Tensor, how: str) -> torch.Tensor:
@@ -133,6 +143,40 @@ def frozen(args, photos: list[Image.Image], y: np.ndarray) -> None:
                                                    args.l2)
                 print(f"| {side} | {how} | {p} | {summarise(rows)} | {separability(oof, y == 1)[0]:.3f} "
                       f"| {seconds:.0f} |", flush=True)
+
+
+def imagenet(args, photos: list[Image.Image], y: np.ndarray) -> None:
+    """What the checkpoint's ImageNet classes say about the council's photos (module docstring)."""
+    checkpoint = torch.load(weights_path("lite0"), map_location="cpu", weights_only=True)
+    weight, bias = checkpoint["_fc.weight"].float(), checkpoint["_fc.bias"].float()
+    feats = pooled_features(create_model(2).eval(), photos, spec_for(TrainConfig()))["mean"]
+    with torch.no_grad():
+        log_p = (feats[:, :FEATURE_DIM] @ weight.T + bias).log_softmax(1)
+    p = log_p.exp().numpy()
+    best = max(range(1000), key=lambda j: abs(separability(log_p[:, j].numpy(), y == 1)[0] - 0.5))
+    print("\n| score (fly-tipping vs clean containers) | AUROC | clean called fly-tipping at 90 % recall "
+          "| recall at 20 % clean |\n|---|---|---|---|")
+    one = log_p[:, best].numpy()
+    zero_label = {f"best single ImageNet class (#{best}, chosen on these photos)": (
+                      one if separability(one, y == 1)[0] >= 0.5 else -one),
+                  f"P(any of the {len(JUNK)} rubbish classes), no labels": p[:, list(JUNK)].sum(1),
+                  "the same minus P(ashcan), no labels": p[:, list(JUNK)].sum(1) - p[:, ASHCAN]}
+    for name, score in zero_label.items():
+        print(f"| {name} | {summarise([separability(score, y == 1)])} |")
+    rows = {"today's probe (1,600 features)": [], "probe on the 1,000 log-probabilities": []}
+    for _, tr, te in local_draws(y, args.draws, args.train):
+        rows["today's probe (1,600 features)"].append(separability(probe_scores(feats, y, tr, te, args.l2),
+                                                                   y[te] == 1))
+        mu, sd = log_p[tr].mean(0), log_p[tr].std(0) + 1e-6
+        x = (log_p - mu) / sd
+        head = NormalizedLinear(1000, 2)
+        fit_head(head, x[None], torch.from_numpy(y), torch.from_numpy(tr), l2=args.l2, max_iter=300,
+                 weights=torch.from_numpy(sample_weights(y, np.zeros(len(y), bool), 0.0)))
+        with torch.no_grad():
+            z = head(x[te])
+        rows["probe on the 1,000 log-probabilities"].append(separability((z[:, 1] - z[:, 0]).numpy(), y[te] == 1))
+    for name, got in rows.items():
+        print(f"| {name}, {args.train[0]} + {args.train[1]} local photos | {summarise(got)} |", flush=True)
 
 
 class GeMLite0(nn.Module):
@@ -269,7 +313,7 @@ def with_dev(args, photos: list[Image.Image], y: np.ndarray) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--local", required=True)
-    parser.add_argument("--part", nargs="+", default=["frozen", "finetune"], choices=("frozen", "finetune", "dev"))
+    parser.add_argument("--part", nargs="+", default=["frozen", "finetune"], choices=("frozen", "finetune", "imagenet", "dev"))
     parser.add_argument("--dev", help="civic-photos-dev, for --part dev")
     parser.add_argument("--holdout-per-class", type=int, default=40, help="the dev holdout (the grid's fixed one)")
     parser.add_argument("--dev-per-class", nargs="+", default=["10", "all"], help="--part dev's paired draws: K")
@@ -292,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         frozen(args, photos, y)
     if "finetune" in args.part:
         finetune(args, photos, y)
+    if "imagenet" in args.part:
+        imagenet(args, photos, y)
     if "dev" in args.part:
         with_dev(args, photos, y)
     return 0

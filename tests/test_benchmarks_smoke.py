@@ -108,7 +108,8 @@ def test_cv_weighting(tmp_path, dev):
 
 
 def test_local_ceiling(dev, local):
-    run("local_ceiling.py", "--local", local, "--dev", dev, "--part", "frozen", "finetune", "dev", "--sizes", 64,
+    run("local_ceiling.py", "--local", local, "--dev", dev, "--part", "frozen", "finetune", "imagenet", "dev",
+        "--sizes", 64,
         "--holdout-per-class", 3, "--dev-per-class", 2, "all", "--dev-holdout-seeds", 1, "--dev-seeds", 1,
         "--draws", 1, "--finetune-draws", 1, "--epochs", 1, "--train", 2, 2)
 
