@@ -156,11 +156,11 @@ def imagenet(args, photos: list[Image.Image], y: np.ndarray) -> None:
     best = max(range(1000), key=lambda j: abs(separability(log_p[:, j].numpy(), y == 1)[0] - 0.5))
     print("\n| score (fly-tipping vs clean containers) | AUROC | clean called fly-tipping at 90 % recall "
           "| recall at 20 % clean |\n|---|---|---|---|")
-    one = log_p[:, best].numpy()
+    one, junk = log_p[:, best].numpy(), p[:, list(JUNK)].sum(1)
     zero_label = {f"best single ImageNet class (#{best}, chosen on these photos)": (
                       one if separability(one, y == 1)[0] >= 0.5 else -one),
-                  f"P(any of the {len(JUNK)} rubbish classes), no labels": p[:, list(JUNK)].sum(1),
-                  "the same minus P(ashcan), no labels": p[:, list(JUNK)].sum(1) - p[:, ASHCAN]}
+                  f"P(any of the {len(JUNK)} rubbish classes), no labels": junk,
+                  "the same minus P(ashcan), no labels": junk - p[:, ASHCAN]}
     for name, score in zero_label.items():
         print(f"| {name} | {summarise([separability(score, y == 1)])} |")
     rows = {"today's probe (1,600 features)": [], "probe on the 1,000 log-probabilities": []}

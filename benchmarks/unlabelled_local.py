@@ -117,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                          align(local_f, local_f, how, chunks))
     bank = normalise(local_f[0], chunks)
 
+    def fit_with(p_f: torch.Tensor, l_f: torch.Tensor, rows: np.ndarray, labels: np.ndarray):
+        """Phase 1's head on the dev pool plus the local photos ``rows`` labelled ``labels``."""
+        return fit(torch.cat([p_f, l_f[:, rows]], 1), torch.cat([y_pool, torch.from_numpy(labels)]),
+                   np.r_[np.zeros(len(pool), bool), np.ones(len(rows), bool)], share=args.share, stage=True,
+                   views=2, balance=True, config=config, n_classes=len(classes))
+
     def score(p_local: np.ndarray, p_hold: np.ndarray | None, rest: np.ndarray) -> dict:
         truth = y_local[rest]
         kept = (truth == fly) | (truth == clean)
@@ -138,22 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict]] = {}
         for rows in rows_of:
             rest = np.setdiff1d(np.arange(len(local)), rows)
-            is_local = np.r_[np.zeros(len(pool), bool), np.ones(len(rows), bool)]
             for name, (p_f, h_f, l_f) in variants.items():
-                m = fit(torch.cat([p_f, l_f[:, rows]], 1), torch.cat([y_pool, torch.from_numpy(y_local[rows])]),
-                        is_local, share=args.share, stage=True, views=2, balance=True, config=config,
-                        n_classes=len(classes))
+                m = fit_with(p_f, l_f, rows, y_local[rows])
                 p_local = predict(m, l_f)
                 results.setdefault(name, []).append(score(p_local, predict(m, h_f), rest))
                 if name != "none" or not len(rows):
                     continue
                 # self-training: the most confident 40 % of the unlabelled local photos, with the head's labels
                 unlabelled = rest[np.argsort(-p_local[rest].max(1))[:int(0.4 * len(rest))]]
-                both = np.r_[rows, unlabelled]
-                labels = np.r_[y_local[rows], p_local[unlabelled].argmax(1)]
-                m = fit(torch.cat([p_f, l_f[:, both]], 1), torch.cat([y_pool, torch.from_numpy(labels)]),
-                        np.r_[np.zeros(len(pool), bool), np.ones(len(both), bool)], share=args.share, stage=True,
-                        views=2, balance=True, config=config, n_classes=len(classes))
+                m = fit_with(p_f, l_f, np.r_[rows, unlabelled], np.r_[y_local[rows], p_local[unlabelled].argmax(1)])
                 results.setdefault("self-train", []).append(score(predict(m, l_f), predict(m, h_f), rest))
                 p_spread = np.zeros((len(local), len(classes)))
                 p_spread[:, fly] = spread(bank, rows, y_local[rows] == fly)
